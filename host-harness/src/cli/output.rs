@@ -1,0 +1,133 @@
+//! How command results are printed: readable text, or one JSON document per
+//! command with `--json`.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::delivery_lines;
+use crate::model::{
+    ComponentSpecification, DeleteLinkResult, DeleteSpecResult, LinkListing, PutLinkResult,
+    StoreResult, UpdateReport,
+};
+
+pub(crate) struct Printer {
+    pub json: bool,
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        // Every type printed here is plain data with string keys, which
+        // serde_json always encodes; this arm is for completeness.
+        Err(e) => eprintln!("cannot encode output as JSON: {e}"),
+    }
+}
+
+impl Printer {
+    fn report(&self, report: &UpdateReport) {
+        for line in delivery_lines(report) {
+            println!("  {line}");
+        }
+    }
+
+    pub fn version(&self, version: &str, digest: &str) {
+        if self.json {
+            print_json(&json!({ "version": version, "digest": digest }));
+        } else {
+            println!("{version} (sha256 {digest})");
+        }
+    }
+
+    pub fn spec(&self, id: &str, spec: Option<&ComponentSpecification>) {
+        if self.json {
+            print_json(&json!({ "id": id, "spec": spec }));
+            return;
+        }
+        match spec {
+            None => println!("no spec stored for {id}"),
+            Some(spec) => {
+                println!("{id}: url {:?}, {} link(s)", spec.url, spec.links.len());
+                for l in &spec.links {
+                    println!(
+                        "  [{}] {}:{}/{} -> {}",
+                        l.name,
+                        l.wit_namespace,
+                        l.wit_package,
+                        l.interfaces.join(","),
+                        l.target
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn stored(&self, id: &str, stored: &StoreResult) {
+        if self.json {
+            print_json(stored);
+        } else {
+            println!("stored spec of {id} at revision {}", stored.revision);
+            self.report(&stored.update);
+        }
+    }
+
+    pub fn spec_deleted(&self, id: &str, deleted: &DeleteSpecResult) {
+        if self.json {
+            print_json(deleted);
+        } else if deleted.existed {
+            println!("deleted spec of {id}");
+            self.report(&deleted.update);
+        } else {
+            println!("no spec stored for {id}; nothing deleted");
+        }
+    }
+
+    pub fn link_put(&self, put: &PutLinkResult) {
+        if self.json {
+            print_json(put);
+        } else {
+            println!(
+                "link {:?} at revision {} of {}",
+                put.outcome, put.revision, put.update.id
+            );
+            self.report(&put.update);
+        }
+    }
+
+    pub fn link_deleted(&self, del: &DeleteLinkResult) {
+        if self.json {
+            print_json(del);
+            return;
+        }
+        if del.removed.is_empty() {
+            println!("no such link; nothing deleted");
+        }
+        for l in &del.removed {
+            println!("deleted link {} -> {} ({})", l.source_id, l.target, l.name);
+        }
+        if let Some(update) = &del.update {
+            self.report(update);
+        }
+    }
+
+    pub fn listing(&self, listing: &LinkListing) {
+        if self.json {
+            print_json(listing);
+            return;
+        }
+        for l in &listing.links {
+            println!(
+                "{} -[{}:{}/{} ({})]-> {}",
+                l.source_id,
+                l.wit_namespace,
+                l.wit_package,
+                l.interfaces.join(","),
+                l.name,
+                l.target
+            );
+        }
+        println!("{} link(s)", listing.links.len());
+        for id in &listing.undecodable {
+            println!("warning: stored spec of {id} does not decode; skipped");
+        }
+    }
+}

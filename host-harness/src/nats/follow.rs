@@ -1,0 +1,230 @@
+//! Following other hosts through the spec bucket.
+//!
+//! A [`Follower`] watches `LATTICEDATA_{lattice}` and applies every
+//! `COMPONENT_` change to the plugin's host table: a put through
+//! `apply-stored-spec` (the plugin decodes wasmCloud's JSON), a delete *and
+//! a purge* through `remove-host-spec` (wasmCloud v1.9 ignored purges, so
+//! specs deleted by its own `delete_component_spec` lingered on other
+//! hosts). The watch starts with the last value of every key and then
+//! follows new writes in one consumer, so nothing written between "read the
+//! existing keys" and "start watching" can be missed (wasmCloud issue #940
+//! was that race). A value that does not decode is logged with its key and
+//! skipped.
+//!
+//! Each key's last applied revision is kept: a revision is applied at most
+//! once, and never after a newer one — also when this host wrote it itself
+//! and applied it already ([`Follower::ledger`]), or when the watch is
+//! re-created after a server restart and replays from its last position.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{self, Operation};
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::subjects;
+use crate::backend::error_chain;
+use crate::error::{CallError, SpecError};
+use crate::plugin::SpecHost;
+
+/// Per-key revisions already applied to the host table.
+#[derive(Clone, Default)]
+pub struct RevisionLedger {
+    applied: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl RevisionLedger {
+    /// Records that `id`'s spec at `revision` is in the table; returns false
+    /// when that revision (or a newer one) was applied already.
+    pub fn record(&self, id: &str, revision: u64) -> bool {
+        // Each update is a single insert: a poisoned map is still consistent.
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        match applied.get(id) {
+            Some(&seen) if seen >= revision => false,
+            _ => {
+                applied.insert(id.to_string(), revision);
+                true
+            }
+        }
+    }
+}
+
+/// Counters of what a follower did.
+#[derive(Debug, Default)]
+pub struct FollowStats {
+    /// Spec puts applied.
+    pub applied: AtomicU64,
+    /// Deletes and purges applied.
+    pub removed: AtomicU64,
+    /// Entries skipped: already applied, or not a spec.
+    pub skipped: AtomicU64,
+    /// Values that did not decode, or failed to apply.
+    pub failed: AtomicU64,
+    /// Times the watch was (re)established.
+    pub watches: AtomicU64,
+}
+
+/// Applies bucket changes to a [`SpecHost`].
+pub struct Follower {
+    bucket: kv::Store,
+    host: SpecHost,
+    ledger: RevisionLedger,
+}
+
+/// A running follower: stop it, or wait until its watch is up.
+pub struct FollowerHandle {
+    stop: watch::Sender<bool>,
+    ready: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+    /// What it has done so far.
+    pub stats: Arc<FollowStats>,
+}
+
+impl FollowerHandle {
+    /// Resolves once the first watch is established: from then on every
+    /// write to the bucket reaches the host.
+    pub async fn ready(&mut self) {
+        // An error means the task ended: nothing more to wait for.
+        let _ = self.ready.wait_for(|r| *r).await;
+    }
+
+    /// Stops following and waits for the task to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl Follower {
+    /// A follower of `bucket` for `host`.
+    pub fn new(bucket: kv::Store, host: SpecHost) -> Self {
+        Follower {
+            bucket,
+            host,
+            ledger: RevisionLedger::default(),
+        }
+    }
+
+    /// The ledger of applied revisions: record local writes in it so that
+    /// their echo from the watch is not applied a second time.
+    pub fn ledger(&self) -> RevisionLedger {
+        self.ledger.clone()
+    }
+
+    /// Starts following in a task.
+    pub fn spawn(self) -> FollowerHandle {
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready) = watch::channel(false);
+        let stats = Arc::new(FollowStats::default());
+        let task = tokio::spawn(self.run(stop_rx, ready_tx, Arc::clone(&stats)));
+        FollowerHandle {
+            stop,
+            ready,
+            task,
+            stats,
+        }
+    }
+
+    async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        ready: watch::Sender<bool>,
+        stats: Arc<FollowStats>,
+    ) {
+        // Highest stream revision handled: a new watch resumes after it.
+        let mut position: u64 = 0;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let watch = if position == 0 {
+                self.bucket.watch_with_history(">").await
+            } else {
+                self.bucket.watch_all_from_revision(position + 1).await
+            };
+            let mut entries = match watch {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "cannot watch the spec bucket; retrying");
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            stats.watches.fetch_add(1, Ordering::Relaxed);
+            let _ = ready.send(true);
+            loop {
+                let next = tokio::select! {
+                    _ = stop.changed() => return,
+                    next = entries.next() => next,
+                };
+                match next {
+                    // The consumer ended: make a new one from our position.
+                    None => break,
+                    // The watcher recovers by itself (e.g. a missed heartbeat
+                    // while the server restarts): keep reading.
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %error_chain(&e), "spec bucket watch hiccup")
+                    }
+                    Some(Ok(entry)) => {
+                        position = position.max(entry.revision);
+                        self.apply(entry, &stats).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, entry: kv::Entry, stats: &FollowStats) {
+        let Some(id) = subjects::component_id(&entry.key) else {
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if !self.ledger.record(id, entry.revision) {
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let outcome = match entry.operation {
+            Operation::Put => self
+                .host
+                .apply_stored_spec(id, entry.value.to_vec())
+                .await
+                .map(|r| {
+                    stats.applied.fetch_add(1, Ordering::Relaxed);
+                    r
+                }),
+            Operation::Delete | Operation::Purge => self.host.remove_host_spec(id).await.map(|r| {
+                stats.removed.fetch_add(1, Ordering::Relaxed);
+                r
+            }),
+        };
+        match outcome {
+            Ok(report) => {
+                for d in report.deliveries.iter().filter(|d| d.error.is_some()) {
+                    tracing::warn!(id, provider = %d.provider_id, error = ?d.error, "delivery failed");
+                }
+                tracing::debug!(
+                    id,
+                    revision = entry.revision,
+                    added = report.added.len(),
+                    removed = report.removed.len(),
+                    "applied spec change"
+                );
+            }
+            Err(CallError::Spec(SpecError::Decode { message, .. })) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key = %entry.key, revision = entry.revision, error = %message, "stored spec does not decode; skipped");
+            }
+            Err(e) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key = %entry.key, revision = entry.revision, error = %error_chain(&e), "spec change not applied");
+            }
+        }
+    }
+}

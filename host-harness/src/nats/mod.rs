@@ -1,0 +1,238 @@
+//! The NATS side: JetStream KV behind `keyvalue` ([`kv`]), provider
+//! deliveries as NATS messages ([`notify`]), following other hosts through
+//! the bucket ([`follow`]), a local nats-server ([`server`]) and the one
+//! place that spells every bucket name and subject ([`subjects`]).
+
+pub mod follow;
+pub mod kv;
+pub mod notify;
+pub mod server;
+pub mod subjects;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv::Config, stream::StorageType};
+
+use crate::backend::BoxError;
+
+pub use follow::{Follower, FollowerHandle};
+pub use kv::JetStreamKv;
+pub use notify::{LocalProvider, NatsNotifier};
+pub use server::{LocalNatsServer, ServerOptions};
+
+/// How to reach and use a lattice.
+#[derive(Clone, Debug)]
+pub struct LatticeOptions {
+    /// Server URL(s), comma-separated for a cluster.
+    pub url: String,
+    /// Lattice name.
+    pub lattice: String,
+    /// Replicas of buckets this host creates (existing buckets are used as
+    /// they are).
+    pub replicas: usize,
+    /// Bound on every NATS call.
+    pub op_timeout: Duration,
+    /// Bound on connecting at start.
+    pub connect_timeout: Duration,
+}
+
+impl LatticeOptions {
+    /// Defaults for `url` and `lattice`: one replica, 2 s per call.
+    pub fn new(url: impl Into<String>, lattice: impl Into<String>) -> Self {
+        LatticeOptions {
+            url: url.into(),
+            lattice: lattice.into(),
+            replicas: 1,
+            op_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why the lattice could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LatticeError {
+    /// The server did not accept the connection.
+    #[error("cannot connect to NATS at {url}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// The server is too old for JetStream KV as used here.
+    #[error(
+        "NATS server at {url} is version {version}; 2.10 or newer is needed ({})",
+        server::INSTALL_HINT
+    )]
+    ServerTooOld {
+        /// The URL.
+        url: String,
+        /// What it reported.
+        version: String,
+    },
+    /// The server has JetStream disabled.
+    #[error("NATS server at {url} has JetStream disabled (start it with -js)")]
+    NoJetStream {
+        /// The URL.
+        url: String,
+    },
+    /// A bucket could not be opened or created.
+    #[error("cannot open or create bucket {bucket}")]
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// An open lattice: the connection and its two buckets.
+#[derive(Clone)]
+pub struct Lattice {
+    /// The NATS connection.
+    pub client: async_nats::Client,
+    /// The options it was opened with.
+    pub options: LatticeOptions,
+    /// `LATTICEDATA_{lattice}`.
+    pub specs: jetstream::kv::Store,
+    /// `CONFIGDATA_{lattice}`.
+    pub configs: jetstream::kv::Store,
+}
+
+impl Lattice {
+    /// Connects, checks the server, and opens (or creates) the buckets.
+    pub async fn open(options: LatticeOptions) -> Result<Self, LatticeError> {
+        let url = options.url.clone();
+        let connect = async_nats::ConnectOptions::new()
+            .name("spec-host")
+            .connection_timeout(options.connect_timeout)
+            .request_timeout(Some(options.op_timeout))
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("disconnected from NATS; reconnecting")
+                    }
+                    other => tracing::debug!(event = %other, "NATS event"),
+                }
+            });
+        let addrs: Vec<String> = url.split(',').map(|s| s.trim().to_string()).collect();
+        let client = tokio::time::timeout(
+            options.connect_timeout * 2,
+            connect.connect(addrs.as_slice()),
+        )
+        .await
+        .map_err(|e| LatticeError::Connect {
+            url: url.clone(),
+            source: Box::new(e),
+        })?
+        .map_err(|e| LatticeError::Connect {
+            url: url.clone(),
+            source: Box::new(e),
+        })?;
+        let info = client.server_info();
+        match server::parse_version(&info.version) {
+            Some(v) if v >= server::MIN_VERSION => {}
+            _ => {
+                return Err(LatticeError::ServerTooOld {
+                    url,
+                    version: info.version,
+                })
+            }
+        }
+        if !info.jetstream {
+            return Err(LatticeError::NoJetStream { url });
+        }
+        let js = jetstream::ContextBuilder::new()
+            .timeout(options.op_timeout)
+            .build(client.clone());
+        let specs = open_bucket(
+            &js,
+            &subjects::spec_bucket(&options.lattice),
+            options.replicas,
+        )
+        .await?;
+        let configs = open_bucket(
+            &js,
+            &subjects::config_bucket(&options.lattice),
+            options.replicas,
+        )
+        .await?;
+        Ok(Lattice {
+            client,
+            options,
+            specs,
+            configs,
+        })
+    }
+
+    /// The spec bucket as the plugin's `keyvalue` backend.
+    pub fn key_value(&self) -> JetStreamKv {
+        JetStreamKv::new(
+            self.specs.clone(),
+            self.client.clone(),
+            self.options.op_timeout,
+        )
+    }
+
+    /// Provider deliveries for these local providers.
+    pub fn notifier(&self, providers: Vec<LocalProvider>) -> NatsNotifier {
+        NatsNotifier::new(
+            self.client.clone(),
+            &self.options.lattice,
+            providers,
+            self.configs.clone(),
+            self.options.op_timeout,
+        )
+    }
+}
+
+/// Opens a bucket as it is, or creates it when it does not exist. An
+/// existing bucket's configuration is never changed.
+async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+) -> Result<jetstream::kv::Store, LatticeError> {
+    let open_error = match js.get_key_value(bucket).await {
+        Ok(store) => return Ok(store),
+        Err(e) => e,
+    };
+    let config = Config {
+        bucket: bucket.to_string(),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    };
+    // In a cluster JetStream may still be electing its leader right after
+    // start: a few bounded tries.
+    let mut last = None;
+    for attempt in 0..5u32 {
+        match js.create_key_value(config.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) => {
+                tracing::debug!(bucket, attempt, error = %e, "bucket create failed; retrying");
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+            }
+        }
+    }
+    #[derive(Debug, thiserror::Error)]
+    #[error("opening failed ({open}); creating failed")]
+    struct OpenThenCreate {
+        open: String,
+        #[source]
+        create: Option<jetstream::context::CreateKeyValueError>,
+    }
+    Err(LatticeError::Bucket {
+        bucket: bucket.to_string(),
+        source: Box::new(OpenThenCreate {
+            open: crate::backend::error_chain(&open_error),
+            create: last,
+        }),
+    })
+}

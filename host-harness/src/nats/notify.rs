@@ -1,0 +1,236 @@
+//! [`ProviderNotify`] over NATS, in wasmCloud's wire format.
+//!
+//! A new link goes to `wasmbus.rpc.{lattice}.{provider-key}.linkdefs.put`,
+//! a removed one to `wasmbus.rpc.{lattice}.{provider-id}.linkdefs.del`. The
+//! payload is wasmCloud's `InterfaceLinkDefinition` JSON, with the link's
+//! config names resolved to string maps from `CONFIGDATA_{lattice}` (each
+//! name's value is a JSON object of strings; maps merge in list order, a
+//! later one wins). Secret references (`SECRET…` names) are not resolved:
+//! they are left out of the config maps and `source_secrets` /
+//! `target_secrets` are sent as `null`. The link itself is always delivered.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::subjects;
+use crate::backend::{error_chain, NotifyError, ProviderNotify};
+use crate::model::Link;
+
+/// A provider running on this host: its id and the key its link puts are
+/// addressed to (wasmCloud uses the provider's xkey; by default the id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalProvider {
+    /// Provider id.
+    pub id: String,
+    /// Subject token for `linkdefs.put`.
+    pub key: String,
+}
+
+impl FromStr for LocalProvider {
+    type Err = String;
+
+    /// `ID` or `ID=KEY`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (id, key) = match s.split_once('=') {
+            Some((id, key)) => (id, key),
+            None => (s, s),
+        };
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && !t.contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>'))
+        };
+        if !token_ok(id) || !token_ok(key) {
+            return Err(format!(
+                "provider {s:?}: id and key must be non-empty NATS subject tokens (no '.', '*', '>' or spaces)"
+            ));
+        }
+        Ok(LocalProvider {
+            id: id.to_string(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// wasmCloud's `InterfaceLinkDefinition` (wasmcloud-core), as sent to
+/// providers.
+#[derive(Debug, Serialize)]
+pub struct InterfaceLinkDefinition<'a> {
+    source_id: &'a str,
+    target: &'a str,
+    name: &'a str,
+    wit_namespace: &'a str,
+    wit_package: &'a str,
+    interfaces: &'a [String],
+    source_config: HashMap<String, String>,
+    target_config: HashMap<String, String>,
+    /// Encrypted secrets in wasmCloud; never resolved here.
+    source_secrets: Option<Vec<u8>>,
+    /// Encrypted secrets in wasmCloud; never resolved here.
+    target_secrets: Option<Vec<u8>>,
+}
+
+/// Publishes link changes to the providers of this host.
+#[derive(Clone)]
+pub struct NatsNotifier {
+    client: async_nats::Client,
+    lattice: String,
+    providers: Vec<LocalProvider>,
+    configs: kv::Store,
+    timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    #[error("reading config {name:?}")]
+    Read {
+        name: String,
+        #[source]
+        source: kv::EntryError,
+    },
+    #[error("config {name:?} is not a JSON object of strings")]
+    Decode {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl NatsNotifier {
+    /// A notifier for these local providers.
+    pub fn new(
+        client: async_nats::Client,
+        lattice: &str,
+        providers: Vec<LocalProvider>,
+        configs: kv::Store,
+        timeout: Duration,
+    ) -> Self {
+        NatsNotifier {
+            client,
+            lattice: lattice.to_string(),
+            providers,
+            configs,
+            timeout,
+        }
+    }
+
+    fn provider(&self, id: &str) -> Result<&LocalProvider, NotifyError> {
+        self.providers
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| NotifyError::NoSuchProvider(id.to_string()))
+    }
+
+    /// Merges the named configs in order; a missing config contributes
+    /// nothing (it is logged), a corrupt one fails the delivery.
+    async fn resolve(&self, names: &[String]) -> Result<HashMap<String, String>, ConfigError> {
+        let mut merged = HashMap::new();
+        for name in names
+            .iter()
+            .filter(|n| !n.starts_with(subjects::SECRET_PREFIX))
+        {
+            let value =
+                self.configs
+                    .get(name.as_str())
+                    .await
+                    .map_err(|source| ConfigError::Read {
+                        name: name.clone(),
+                        source,
+                    })?;
+            let Some(value) = value else {
+                tracing::warn!(config = %name, "link names a config that does not exist; delivered without it");
+                continue;
+            };
+            let map: HashMap<String, String> =
+                serde_json::from_slice(&value).map_err(|source| ConfigError::Decode {
+                    name: name.clone(),
+                    source,
+                })?;
+            merged.extend(map);
+        }
+        Ok(merged)
+    }
+
+    async fn publish(&self, subject: String, payload: Vec<u8>) -> Result<(), NotifyError> {
+        let send = async {
+            self.client
+                .publish(subject.clone(), Bytes::from(payload))
+                .await
+                .map_err(|e| error_chain(&e))?;
+            self.client.flush().await.map_err(|e| error_chain(&e))
+        };
+        match tokio::time::timeout(self.timeout, send).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(NotifyError::DeliveryFailed(format!(
+                "publishing to {subject}: {e}"
+            ))),
+            Err(_) => Err(NotifyError::DeliveryFailed(format!(
+                "publishing to {subject}: no flush within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    fn definition(
+        link: &Link,
+        source_config: HashMap<String, String>,
+        target_config: HashMap<String, String>,
+    ) -> InterfaceLinkDefinition<'_> {
+        InterfaceLinkDefinition {
+            source_id: &link.source_id,
+            target: &link.target,
+            name: &link.name,
+            wit_namespace: &link.wit_namespace,
+            wit_package: &link.wit_package,
+            interfaces: &link.interfaces,
+            source_config,
+            target_config,
+            source_secrets: None,
+            target_secrets: None,
+        }
+    }
+}
+
+fn encode(def: &InterfaceLinkDefinition<'_>) -> Result<Vec<u8>, NotifyError> {
+    serde_json::to_vec(def)
+        .map_err(|e| NotifyError::DeliveryFailed(format!("encoding the link: {e}")))
+}
+
+#[async_trait]
+impl ProviderNotify for NatsNotifier {
+    fn local_providers(&self) -> Vec<String> {
+        self.providers.iter().map(|p| p.id.clone()).collect()
+    }
+
+    async fn link_put(&self, provider_id: &str, link: &Link) -> Result<(), NotifyError> {
+        let provider = self.provider(provider_id)?;
+        let resolve = |names| async move {
+            self.resolve(names)
+                .await
+                .map_err(|e| NotifyError::DeliveryFailed(error_chain(&e)))
+        };
+        let source_config = resolve(&link.source_config).await?;
+        let target_config = resolve(&link.target_config).await?;
+        let payload = encode(&Self::definition(link, source_config, target_config))?;
+        let subject = subjects::link_put(&self.lattice, &provider.key);
+        self.publish(subject, payload).await?;
+        tracing::info!(provider = provider_id, source = %link.source_id, target = %link.target, name = %link.name, "link put delivered");
+        Ok(())
+    }
+
+    async fn link_delete(&self, provider_id: &str, link: &Link) -> Result<(), NotifyError> {
+        let provider = self.provider(provider_id)?;
+        // A removed link's configs may be gone already and a provider has no
+        // use for them: deletes carry empty maps.
+        let payload = encode(&Self::definition(link, HashMap::new(), HashMap::new()))?;
+        let subject = subjects::link_del(&self.lattice, &provider.id);
+        self.publish(subject, payload).await?;
+        tracing::info!(provider = provider_id, source = %link.source_id, target = %link.target, name = %link.name, "link delete delivered");
+        Ok(())
+    }
+}

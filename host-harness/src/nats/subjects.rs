@@ -1,0 +1,33 @@
+//! Every bucket name and subject the host uses, each built in one place.
+
+/// Bucket holding the lattice's component specs (wasmCloud: `LATTICEDATA_{lattice}`).
+pub fn spec_bucket(lattice: &str) -> String {
+    format!("LATTICEDATA_{lattice}")
+}
+
+/// Bucket holding named configurations (wasmCloud: `CONFIGDATA_{lattice}`).
+pub fn config_bucket(lattice: &str) -> String {
+    format!("CONFIGDATA_{lattice}")
+}
+
+/// Where a provider receives new links: wasmCloud publishes to the
+/// provider's key (its xkey public key in real hosts).
+pub fn link_put(lattice: &str, provider_key: &str) -> String {
+    format!("wasmbus.rpc.{lattice}.{provider_key}.linkdefs.put")
+}
+
+/// Where a provider receives removed links: wasmCloud uses the provider id.
+pub fn link_del(lattice: &str, provider_id: &str) -> String {
+    format!("wasmbus.rpc.{lattice}.{provider_id}.linkdefs.del")
+}
+
+/// Config names starting with this are secret references, not configs.
+pub const SECRET_PREFIX: &str = "SECRET";
+
+/// Key prefix of component specs in the spec bucket.
+pub const COMPONENT_PREFIX: &str = "COMPONENT_";
+
+/// Component id of a spec key, or `None` for other keys.
+pub fn component_id(key: &str) -> Option<&str> {
+    key.strip_prefix(COMPONENT_PREFIX)
+}

@@ -1,0 +1,23 @@
+//! Builds the extra guests the end-to-end tests load: a second build of the
+//! plugin (feature `alt-version`, for swaps) and a misbehaving guest. The
+//! regular plugin comes from `spec-host`'s own build (`bundled`).
+
+#[path = "../build-support/guest_build.rs"]
+mod guest_build;
+
+fn main() {
+    guest_build::build_guests(&[
+        guest_build::Guest {
+            package: "spec-plugin",
+            features: &["alt-version"],
+            dir: "plugin-alt",
+            env: "SPEC_PLUGIN_ALT_WASM",
+        },
+        guest_build::Guest {
+            package: "trap-guest",
+            features: &[],
+            dir: "trap",
+            env: "TRAP_GUEST_WASM",
+        },
+    ]);
+}

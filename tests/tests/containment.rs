@@ -1,0 +1,138 @@
+//! A plugin that traps, loops or hoards memory fails only the call that
+//! misbehaved: the host stays up, replaces the instance, restores the link
+//! table and serves the next call. Plugins that cannot load are refused.
+
+use std::time::{Duration, Instant};
+
+use spec_e2e::{engine, load, start, start_with, PLUGIN_ALT_WASM, TRAP_GUEST_WASM};
+use spec_host::model::{ComponentSpecification, Link};
+use spec_host::{CallError, LoadError, PluginLimits};
+
+fn limits() -> PluginLimits {
+    PluginLimits {
+        memory_cap: 64 << 20,
+        cpu_budget: Duration::from_millis(300),
+    }
+}
+
+fn one_link_spec() -> ComponentSpecification {
+    ComponentSpecification {
+        url: "u".into(),
+        links: vec![Link::new("a", "b", "wasi", "keyvalue", &["store"])],
+    }
+}
+
+#[tokio::test]
+async fn a_trap_fails_one_call_and_the_table_survives() {
+    let h = start_with(load(TRAP_GUEST_WASM), &[], limits()).await;
+    h.host
+        .update_host_with_spec("a", one_link_spec())
+        .await
+        .unwrap();
+    let err = h.host.get_component_spec("trap").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Trap {
+                call: "get-component-spec",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_plugin_fault());
+    // Fresh instance, table restored from the host's mirror.
+    let table = h.host.snapshot_table().await.unwrap();
+    assert_eq!(table.len(), 1);
+    assert_eq!(table[0].links, one_link_spec().links);
+    assert_eq!(h.host.get_component_spec("fine").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_by_the_cpu_budget() {
+    let h = start_with(load(TRAP_GUEST_WASM), &[], limits()).await;
+    h.host
+        .update_host_with_spec("a", one_link_spec())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = h.host.get_component_spec("loop").await.unwrap_err();
+    assert!(matches!(err, CallError::CpuLimit { .. }), "{err:?}");
+    // Not a timing assertion on performance: a loop that was never stopped
+    // would hang this test forever, and this bound says so clearly.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(h.host.snapshot_table().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_cap() {
+    let h = start_with(load(TRAP_GUEST_WASM), &[], limits()).await;
+    h.host
+        .update_host_with_spec("a", one_link_spec())
+        .await
+        .unwrap();
+    let err = h.host.get_component_spec("oom").await.unwrap_err();
+    assert!(
+        matches!(err, CallError::MemoryLimit { cap, .. } if cap == 64 << 20),
+        "{err:?}"
+    );
+    assert_eq!(h.host.snapshot_table().await.unwrap().len(), 1);
+    assert_eq!(h.host.plugin_version().await.unwrap(), "trap-guest 0.1.0");
+}
+
+#[tokio::test]
+async fn misbehaving_calls_in_parallel_with_good_ones() {
+    let h = start_with(load(TRAP_GUEST_WASM), &[], limits()).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let host = h.host.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = if i % 5 == 0 {
+                "trap".to_string()
+            } else {
+                format!("ok{i}")
+            };
+            (id.clone(), host.get_component_spec(&id).await)
+        }));
+    }
+    for t in tasks {
+        let (id, result) = t.await.unwrap();
+        if id == "trap" {
+            assert!(result.is_err());
+        } else {
+            assert_eq!(result.unwrap(), None, "{id}");
+        }
+    }
+}
+
+#[test]
+fn garbage_is_refused_at_load() {
+    let err = engine()
+        .load_bytes(b"\0asm not really")
+        .err()
+        .expect("refused");
+    assert!(matches!(err, LoadError::Compile { .. }), "{err:?}");
+    let err = engine()
+        .load_file(std::path::Path::new("/nonexistent/plugin.wasm"))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, LoadError::Read { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn swap_to_another_build_keeps_the_table() {
+    let h = start(&["b"]).await;
+    h.host
+        .put_link(Link::new("a", "b", "wasi", "keyvalue", &["store"]))
+        .await
+        .unwrap();
+    let before = h.host.snapshot_table().await.unwrap();
+    let old = h.host.plugin_version().await.unwrap();
+    let new = h.host.swap(load(PLUGIN_ALT_WASM)).await.unwrap();
+    assert_ne!(old, new);
+    assert!(new.ends_with("+alt"), "{new}");
+    assert_eq!(h.host.plugin_version().await.unwrap(), new);
+    assert_eq!(h.host.snapshot_table().await.unwrap(), before);
+    // Nothing re-delivered by the swap itself.
+    assert_eq!(h.notifier.delivered().len(), 1);
+}
