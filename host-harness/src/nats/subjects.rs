@@ -31,3 +31,9 @@ pub const COMPONENT_PREFIX: &str = "COMPONENT_";
 pub fn component_id(key: &str) -> Option<&str> {
     key.strip_prefix(COMPONENT_PREFIX)
 }
+
+/// Spec key of a component id (the plugin builds the same key; the host
+/// needs it only to read raw values for display and to follow the bucket).
+pub fn component_key(id: &str) -> String {
+    format!("{COMPONENT_PREFIX}{id}")
+}

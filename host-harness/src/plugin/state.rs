@@ -153,7 +153,9 @@ fn contention_backoff(losses: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let window_us = 1000u64 << losses.min(6);
     // A randomly keyed hasher is a dependency-free source of jitter.
-    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     Duration::from_micros(random % window_us)
 }
 
@@ -194,7 +196,10 @@ impl wit_kv::Host for HostState {
         let kv = Arc::clone(&self.kv);
         let since = Instant::now();
         let out = kv.compare_and_swap(&key, value, expected).await;
-        if matches!(out, Err(crate::backend::StoreError::RevisionMismatch { .. })) {
+        if matches!(
+            out,
+            Err(crate::backend::StoreError::RevisionMismatch { .. })
+        ) {
             // The plugin has no clock; the pause before its retry is the host's.
             tokio::time::sleep(contention_backoff(self.clock.cas_losses)).await;
             self.clock.cas_losses += 1;

