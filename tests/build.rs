@@ -1,5 +1,6 @@
 //! Builds the extra guests the end-to-end tests load: a second build of the
-//! plugin (feature `alt-version`, for swaps) and a misbehaving guest. The
+//! plugin (feature `alt-version`, for swaps), a misbehaving guest and a
+//! component of another world. The
 //! regular plugin comes from `spec-host`'s own build (`bundled`).
 
 #[path = "../build-support/guest_build.rs"]
@@ -18,6 +19,12 @@ fn main() {
             features: &[],
             dir: "trap",
             env: "TRAP_GUEST_WASM",
+        },
+        guest_build::Guest {
+            package: "wrong-wit-guest",
+            features: &[],
+            dir: "wrong-wit",
+            env: "WRONG_WIT_GUEST_WASM",
         },
     ]);
 }

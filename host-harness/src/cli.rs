@@ -6,6 +6,7 @@
 //! runs a scripted session on it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,11 +14,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::{ComponentSpecification, Link, UpdateReport};
 use crate::nats::LocalProvider;
-use crate::plugin::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
+use crate::plugin::{ComponentCache, LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
 
 mod backends;
 mod demo;
 mod follow;
+mod local_server;
 mod output;
 
 /// Runs wasmCloud's component-spec logic as a WebAssembly plugin.
@@ -91,6 +93,23 @@ pub enum Command {
     /// this host's table and deliver link changes to its providers, until
     /// interrupted.
     Follow,
+    /// Serve the lattice: answer wasmCloud link requests
+    /// (wasmbus.ctl.v1.{lattice}.link.put|del|get) with the plugin, follow
+    /// the bucket, deliver to local providers, answer status requests, and
+    /// swap the plugin when the --plugin file changes or on SIGHUP. Stops on
+    /// SIGINT/SIGTERM after finishing requests in flight.
+    Serve {
+        /// This host's id in status replies (default: random).
+        #[arg(long)]
+        host_id: Option<String>,
+    },
+    /// Show every serving host of the lattice: plugin version and digest,
+    /// providers, link count.
+    Status {
+        /// How long to collect replies, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        wait_ms: u64,
+    },
     /// A short scripted session: a link put reaching a provider, a
     /// conflict rejected, a delete delivered, and the stored JSON.
     Demo,
@@ -199,6 +218,12 @@ impl Cli {
         }
     }
 
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(backends::default_state_dir)
+    }
+
     fn load_plugin(&self, engine: &PluginEngine) -> anyhow::Result<LoadedPlugin> {
         let plugin = match &self.plugin {
             Some(path) => engine.load_file(path),
@@ -210,7 +235,13 @@ impl Cli {
 
 /// Runs the command line; the process exit code follows the result.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let engine = PluginEngine::new().context("starting the wasm engine")?;
+    if let Command::Status { wait_ms } = cli.command {
+        return status(&cli, wait_ms).await;
+    }
+    let engine = PluginEngine::new()
+        .context("starting the wasm engine")?
+        .with_cache(ComponentCache::new(cli.state_dir().join("compiled")));
+    let engine = Arc::new(engine);
     let plugin = cli.load_plugin(&engine)?;
     let mut cli = cli;
     if matches!(cli.command, Command::Demo) && !cli.providers.iter().any(|p| p.id == demo::PROVIDER)
@@ -221,13 +252,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
     let backends = backends::open(&cli).await?;
-    let outcome = run_with(&cli, plugin, &backends).await;
+    let outcome = run_with(&cli, &engine, plugin, &backends).await;
+    backends.shutdown().await;
+    outcome
+}
+
+async fn status(cli: &Cli, wait_ms: u64) -> anyhow::Result<()> {
+    let backends = backends::open(cli).await?;
+    let outcome = async {
+        let lattice = backends
+            .lattice
+            .as_ref()
+            .context("status needs a NATS lattice")?;
+        let wait = Duration::from_millis(wait_ms);
+        let found = crate::serve::collect_status(&lattice.client, &cli.lattice, wait).await?;
+        output::Printer { json: cli.json }.statuses(&found);
+        anyhow::Ok(())
+    }
+    .await;
     backends.shutdown().await;
     outcome
 }
 
 async fn run_with(
     cli: &Cli,
+    engine: &Arc<PluginEngine>,
     plugin: LoadedPlugin,
     backends: &backends::Backends,
 ) -> anyhow::Result<()> {
@@ -242,6 +291,31 @@ async fn run_with(
     .context("starting the plugin")?;
     if let Command::Demo = cli.command {
         return demo::run(&host, backends, backends.recorder.clone(), cli.json).await;
+    }
+    if let Command::Serve { host_id } = &cli.command {
+        let lattice = backends
+            .lattice
+            .clone()
+            .context("serve needs a NATS lattice (not --store memory)")?;
+        let info = crate::serve::status::PluginInfo {
+            version: host.plugin_version().await?,
+            digest,
+            path: cli.plugin.as_ref().map(|p| p.display().to_string()),
+        };
+        let host_id = host_id.clone().unwrap_or_else(random_host_id);
+        let providers = cli.providers.iter().map(|p| p.id.clone()).collect();
+        let service = Arc::new(crate::serve::Service::new(
+            host.clone(),
+            lattice,
+            host_id,
+            providers,
+            info,
+        ));
+        let reload = cli.plugin.clone().map(|path| crate::serve::Reload {
+            engine: Arc::clone(engine),
+            path,
+        });
+        return crate::serve::serve(service, reload, follow::shutdown_signal()).await;
     }
     if let Command::Follow = cli.command {
         let lattice = backends
@@ -291,9 +365,19 @@ async fn run_with(
             let listing = host.list_links().await?;
             out.listing(&listing);
         }
-        Command::Demo | Command::Follow => {}
+        Command::Demo | Command::Follow | Command::Serve { .. } | Command::Status { .. } => {}
     }
     Ok(())
+}
+
+/// A host id for status replies: `spechost-` and 8 random hex digits.
+fn random_host_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // A randomly keyed hasher is a dependency-free random source.
+    let n = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("spechost-{:08x}", n as u32)
 }
 
 /// Lines describing the deliveries of an update, for text output.

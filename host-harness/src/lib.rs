@@ -13,6 +13,8 @@
 //! * [`plugin`] — engine, linker and loaded plugins ([`plugin::runtime`]);
 //!   [`plugin::SpecHost`], the worker that calls an instance, enforces its
 //!   memory cap and CPU budget and replaces it after a trap.
+//! * [`serve`] — the lattice service: wasmCloud link control requests,
+//!   status, hot swap of the plugin.
 //! * [`error`] — the typed errors of each boundary.
 //! * [`nats`] — JetStream KV and NATS delivery backends, following other
 //!   hosts through the bucket, and a local nats-server.
@@ -26,6 +28,7 @@ pub mod error;
 pub mod model;
 pub mod nats;
 pub mod plugin;
+pub mod serve;
 
 pub use error::{CallError, LoadError, SpecError};
 pub use model::{ComponentSpecification, Link};

@@ -12,6 +12,8 @@ pub const PLUGIN_WASM: &str = spec_host::bundled::PLUGIN_PATH;
 pub const PLUGIN_ALT_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");
 /// The misbehaving test guest.
 pub const TRAP_GUEST_WASM: &str = env!("TRAP_GUEST_WASM");
+/// A component of another world (not a spec plugin).
+pub const WRONG_WIT_GUEST_WASM: &str = env!("WRONG_WIT_GUEST_WASM");
 
 /// One engine for every test in a binary: compiling a component takes
 /// tens of milliseconds, an engine's ticker thread is per engine.
@@ -139,5 +141,113 @@ pub async fn nats_host(url: &str, lattice: &str, providers: &[&str]) -> NatsHost
         host,
         lattice,
         follower,
+    }
+}
+
+/// A `serve` loop of a test's own, stopped by [`Served::stop`].
+pub struct Served {
+    /// Its shared state.
+    pub service: Arc<spec_host::serve::Service>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    /// Asks it to stop and waits for `serve` to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+/// Serves `lattice` on `url` with these local providers; with
+/// `plugin_file`, the plugin comes from that file and is swapped when it
+/// changes. Returns once the service subscribed.
+pub async fn serve(
+    url: &str,
+    lattice: &str,
+    providers: &[&str],
+    plugin_file: Option<std::path::PathBuf>,
+) -> Served {
+    use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
+    use spec_host::serve::{status::PluginInfo, Reload, Service};
+    let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
+        Ok(l) => l,
+        Err(e) => panic!("opening the lattice: {e:?}"),
+    };
+    let local: Vec<LocalProvider> = providers
+        .iter()
+        .map(|p| LocalProvider {
+            id: p.to_string(),
+            key: p.to_string(),
+        })
+        .collect();
+    let engine = Arc::new(match PluginEngine::new() {
+        Ok(e) => e,
+        Err(e) => panic!("engine: {e}"),
+    });
+    let plugin = match &plugin_file {
+        Some(path) => match engine.load_file(path) {
+            Ok(p) => p,
+            Err(e) => panic!("loading {}: {e:?}", path.display()),
+        },
+        None => plugin(),
+    };
+    let digest = plugin.digest().to_string();
+    let host = match SpecHost::start(
+        plugin,
+        Arc::new(lattice.key_value()),
+        Arc::new(lattice.notifier(local)),
+        PluginLimits::default(),
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => panic!("starting the plugin: {e:?}"),
+    };
+    let version = match host.plugin_version().await {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    };
+    let info = PluginInfo {
+        version,
+        digest,
+        path: plugin_file.as_ref().map(|p| p.display().to_string()),
+    };
+    let ids = providers.iter().map(|p| p.to_string()).collect();
+    let service = Arc::new(Service::new(
+        host,
+        lattice,
+        format!("test-{}", std::process::id()),
+        ids,
+        info,
+    ));
+    let reload = plugin_file.map(|path| Reload { engine, path });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(spec_host::serve::serve(
+        Arc::clone(&service),
+        reload,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // Subscribed once a status request gets an answer from it.
+    for _ in 0..100 {
+        let found = spec_host::serve::collect_status(
+            &service.lattice.client,
+            &service.lattice.options.lattice,
+            std::time::Duration::from_millis(100),
+        )
+        .await;
+        if matches!(found, Ok(ref f) if !f.is_empty()) {
+            break;
+        }
+    }
+    Served {
+        service,
+        stop: Some(stop),
+        task,
     }
 }

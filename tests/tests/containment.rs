@@ -136,3 +136,36 @@ async fn swap_to_another_build_keeps_the_table() {
     // Nothing re-delivered by the swap itself.
     assert_eq!(h.notifier.delivered().len(), 1);
 }
+
+#[test]
+fn a_component_of_another_world_is_refused_at_link_time() {
+    let err = engine()
+        .load_file(std::path::Path::new(spec_e2e::WRONG_WIT_GUEST_WASM))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, LoadError::Link { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_swap_to_a_plugin_that_cannot_restore_is_refused() {
+    let h = start(&[]).await;
+    // The trap guest traps when asked to restore an entry named "poison".
+    h.host
+        .put_link(Link::new("poison", "b", "wasi", "keyvalue", &["store"]))
+        .await
+        .unwrap();
+    let version = h.host.plugin_version().await.unwrap();
+    let before = h.host.snapshot_table().await.unwrap();
+    let err = h.host.swap(load(TRAP_GUEST_WASM)).await.unwrap_err();
+    assert!(matches!(err, CallError::Instantiate { .. }), "{err:?}");
+    assert_eq!(
+        h.host.plugin_version().await.unwrap(),
+        version,
+        "the old plugin keeps serving"
+    );
+    assert_eq!(h.host.snapshot_table().await.unwrap(), before);
+    h.host
+        .put_link(Link::new("after", "b", "wasi", "keyvalue", &["store"]))
+        .await
+        .unwrap();
+}

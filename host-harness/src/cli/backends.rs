@@ -2,16 +2,16 @@
 //! lattice — a given `--nats` URL, or a local nats-server that `spec-host`
 //! starts itself (data kept under the state directory between runs).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
-use super::{Cli, StoreKind};
+use super::local_server::{local_server, OwnedServer};
+use super::{Cli, Command, StoreKind};
 use crate::backend::memory::{MemoryKv, RecordingNotifier};
 use crate::backend::{KeyValue, ProviderNotify};
-use crate::nats::{Lattice, LatticeOptions, LocalNatsServer, LocalProvider, ServerOptions};
+use crate::nats::{Lattice, LatticeOptions, LocalProvider};
 
 /// The backends of one run, and what must be stopped after it.
 pub(crate) struct Backends {
@@ -22,8 +22,7 @@ pub(crate) struct Backends {
     /// The in-memory deliveries, when the store is memory.
     pub recorder: Option<RecordingNotifier>,
     /// A nats-server this run started, stopped at the end.
-    server: Option<LocalNatsServer>,
-    record: Option<PathBuf>,
+    server: Option<OwnedServer>,
 }
 
 impl Backends {
@@ -35,11 +34,8 @@ impl Backends {
             let drain = lattice.client.drain();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
         }
-        if let Some(mut server) = self.server.take() {
+        if let Some(server) = self.server.take() {
             server.stop().await;
-        }
-        if let Some(record) = self.record.take() {
-            let _ = std::fs::remove_file(record);
         }
     }
 }
@@ -53,28 +49,6 @@ pub(crate) fn default_state_dir() -> PathBuf {
     data.join("spec-host")
 }
 
-/// The running local server of an earlier `spec-host` (e.g. a `follow` in
-/// another terminal) that this run can share instead of starting a second
-/// server on the same store.
-#[derive(Serialize, Deserialize)]
-struct ServerRecord {
-    url: String,
-    pid: u32,
-}
-
-fn record_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("nats-server.json")
-}
-
-fn running_record(state_dir: &Path) -> Option<ServerRecord> {
-    let text = std::fs::read_to_string(record_path(state_dir)).ok()?;
-    let record: ServerRecord = serde_json::from_str(&text).ok()?;
-    // Alive if its process exists (Linux); otherwise the record is stale.
-    Path::new(&format!("/proc/{}", record.pid))
-        .exists()
-        .then_some(record)
-}
-
 pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
     if cli.store == StoreKind::Memory {
         let recorder = RecordingNotifier::new(cli.providers.iter().map(|p| p.id.clone()));
@@ -84,32 +58,14 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
             lattice: None,
             recorder: Some(recorder),
             server: None,
-            record: None,
         });
     }
-    let (url, server, record) = match &cli.nats {
-        Some(url) => (url.clone(), None, None),
+    let (url, server) = match &cli.nats {
+        Some(url) => (url.clone(), None),
         None => {
             let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
-            match running_record(&state_dir) {
-                Some(existing) => (existing.url, None, None),
-                None => {
-                    let store_dir = state_dir.join("nats");
-                    let server = LocalNatsServer::start(ServerOptions::new(&store_dir))
-                        .await
-                        .context("starting a local nats-server (use --nats URL to connect to one instead)")?;
-                    let record = record_path(&state_dir);
-                    let pid = server.pid().unwrap_or_default();
-                    let text = serde_json::to_string(&ServerRecord {
-                        url: server.url(),
-                        pid,
-                    })?;
-                    std::fs::write(&record, text)
-                        .with_context(|| format!("writing {}", record.display()))?;
-                    tracing::info!(url = %server.url(), store = %store_dir.display(), "started a local nats-server");
-                    (server.url(), Some(server), Some(record))
-                }
-            }
+            let long_running = matches!(cli.command, Command::Serve { .. } | Command::Follow);
+            local_server(&state_dir, long_running).await?
         }
     };
     let mut options = LatticeOptions::new(url, cli.lattice.clone());
@@ -123,7 +79,6 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
                 lattice: None,
                 recorder: None,
                 server,
-                record,
             };
             unopened.shutdown().await;
             return Err(e).context("opening the lattice");
@@ -136,6 +91,5 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
         lattice: Some(lattice),
         recorder: None,
         server,
-        record,
     })
 }

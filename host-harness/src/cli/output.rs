@@ -109,6 +109,32 @@ impl Printer {
         }
     }
 
+    pub fn statuses(&self, found: &[crate::serve::status::Status]) {
+        if self.json {
+            print_json(&found);
+            return;
+        }
+        if found.is_empty() {
+            println!("no serving host answered");
+        }
+        for s in found {
+            println!(
+                "{} lattice {} ({}): plugin {} sha256 {}",
+                s.host_id, s.lattice, s.bucket, s.plugin.version, s.plugin.digest
+            );
+            println!(
+                "  providers [{}], {} link(s) over {} component(s), up {} s, requests {} ok / {} failed, {} swap(s)",
+                s.providers.join(", "),
+                s.links,
+                s.components,
+                s.uptime_secs,
+                s.requests_ok,
+                s.requests_failed,
+                s.swaps
+            );
+        }
+    }
+
     pub fn listing(&self, listing: &LinkListing) {
         if self.json {
             print_json(listing);

@@ -11,14 +11,14 @@
 //! was that race). A value that does not decode is logged with its key and
 //! skipped.
 //!
-//! Each key's last applied revision is kept: a revision is applied at most
-//! once, and never after a newer one — also when this host wrote it itself
-//! and applied it already ([`Follower::ledger`]), or when the watch is
-//! re-created after a server restart and replays from its last position.
+//! The host keeps each id's newest applied revision
+//! ([`SpecHost::apply_store_change`]): a revision is applied at most once and
+//! never after a newer one — also when this host wrote it itself, or when
+//! the watch is re-created after a server restart and replays from its last
+//! position.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
@@ -30,28 +30,6 @@ use super::subjects;
 use crate::backend::error_chain;
 use crate::error::{CallError, SpecError};
 use crate::plugin::SpecHost;
-
-/// Per-key revisions already applied to the host table.
-#[derive(Clone, Default)]
-pub struct RevisionLedger {
-    applied: Arc<Mutex<HashMap<String, u64>>>,
-}
-
-impl RevisionLedger {
-    /// Records that `id`'s spec at `revision` is in the table; returns false
-    /// when that revision (or a newer one) was applied already.
-    pub fn record(&self, id: &str, revision: u64) -> bool {
-        // Each update is a single insert: a poisoned map is still consistent.
-        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        match applied.get(id) {
-            Some(&seen) if seen >= revision => false,
-            _ => {
-                applied.insert(id.to_string(), revision);
-                true
-            }
-        }
-    }
-}
 
 /// Counters of what a follower did.
 #[derive(Debug, Default)]
@@ -72,7 +50,6 @@ pub struct FollowStats {
 pub struct Follower {
     bucket: kv::Store,
     host: SpecHost,
-    ledger: RevisionLedger,
 }
 
 /// A running follower: stop it, or wait until its watch is up.
@@ -102,17 +79,7 @@ impl FollowerHandle {
 impl Follower {
     /// A follower of `bucket` for `host`.
     pub fn new(bucket: kv::Store, host: SpecHost) -> Self {
-        Follower {
-            bucket,
-            host,
-            ledger: RevisionLedger::default(),
-        }
-    }
-
-    /// The ledger of applied revisions: record local writes in it so that
-    /// their echo from the watch is not applied a second time.
-    pub fn ledger(&self) -> RevisionLedger {
-        self.ledger.clone()
+        Follower { bucket, host }
     }
 
     /// Starts following in a task.
@@ -186,26 +153,23 @@ impl Follower {
             stats.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if !self.ledger.record(id, entry.revision) {
-            stats.skipped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let outcome = match entry.operation {
-            Operation::Put => self
-                .host
-                .apply_stored_spec(id, entry.value.to_vec())
-                .await
-                .map(|r| {
-                    stats.applied.fetch_add(1, Ordering::Relaxed);
-                    r
-                }),
-            Operation::Delete | Operation::Purge => self.host.remove_host_spec(id).await.map(|r| {
-                stats.removed.fetch_add(1, Ordering::Relaxed);
-                r
-            }),
+        let value = match entry.operation {
+            Operation::Put => Some(entry.value.to_vec()),
+            Operation::Delete | Operation::Purge => None,
         };
+        let outcome = self
+            .host
+            .apply_store_change(id, entry.revision, value)
+            .await;
         match outcome {
-            Ok(report) => {
+            Ok(None) => {
+                stats.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Some(report)) => {
+                match entry.operation {
+                    Operation::Put => stats.applied.fetch_add(1, Ordering::Relaxed),
+                    _ => stats.removed.fetch_add(1, Ordering::Relaxed),
+                };
                 for d in report.deliveries.iter().filter(|d| d.error.is_some()) {
                     tracing::warn!(id, provider = %d.provider_id, error = ?d.error, "delivery failed");
                 }

@@ -37,3 +37,15 @@ pub fn component_id(key: &str) -> Option<&str> {
 pub fn component_key(id: &str) -> String {
     format!("{COMPONENT_PREFIX}{id}")
 }
+
+/// Prefix of wasmCloud's link control subjects: `.put`, `.del`, `.get`
+/// follow it. It is also the queue group that spreads requests over hosts.
+pub fn ctl_link_prefix(lattice: &str) -> String {
+    format!("wasmbus.ctl.v1.{lattice}.link")
+}
+
+/// Subject on which every `spec-host serve` of a lattice answers status
+/// requests (not queued: each host answers).
+pub fn status(lattice: &str) -> String {
+    format!("spechost.v1.{lattice}.status")
+}

@@ -6,7 +6,7 @@
 //! fresh one whose link table is restored from the host's mirror — a copy
 //! of the table kept from every update report — so the host keeps serving.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,6 +46,10 @@ trait TableEffect {
     fn report(&self) -> Option<&s::UpdateReport> {
         None
     }
+    /// The store revision this call wrote and applied, if any.
+    fn written(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl TableEffect for String {}
@@ -65,6 +69,9 @@ impl TableEffect for s::StoreResult {
     fn report(&self) -> Option<&s::UpdateReport> {
         Some(&self.update)
     }
+    fn written(&self) -> Option<u64> {
+        Some(self.revision)
+    }
 }
 impl TableEffect for s::DeleteSpecResult {
     fn report(&self) -> Option<&s::UpdateReport> {
@@ -75,10 +82,16 @@ impl TableEffect for s::PutLinkResult {
     fn report(&self) -> Option<&s::UpdateReport> {
         Some(&self.update)
     }
+    fn written(&self) -> Option<u64> {
+        Some(self.revision)
+    }
 }
 impl TableEffect for s::DeleteLinkResult {
     fn report(&self) -> Option<&s::UpdateReport> {
         self.update.as_ref()
+    }
+    fn written(&self) -> Option<u64> {
+        self.revision
     }
 }
 
@@ -155,6 +168,10 @@ struct Worker {
     factory: Factory,
     /// The host-local link table as the plugin last reported it.
     mirror: BTreeMap<String, Vec<t::Link>>,
+    /// Per id, the newest store revision in the table: written by this host
+    /// or applied from the bucket. Kept here, in the one task that runs the
+    /// plugin, so that checking it and applying a change are one step.
+    applied: HashMap<String, u64>,
 }
 
 impl Worker {
@@ -200,6 +217,10 @@ impl Worker {
             }
             Ok(Err(e)) => Err(CallError::Spec(convert::spec_error_from_wit(e))),
             Ok(Ok(value)) => {
+                if let (Some(revision), Some(report)) = (value.written(), value.report()) {
+                    let newest = self.applied.entry(report.id.clone()).or_insert(revision);
+                    *newest = (*newest).max(revision);
+                }
                 if let Some(report) = value.report() {
                     if report.links.is_empty() {
                         self.mirror.remove(&report.id);
@@ -264,6 +285,7 @@ impl SpecHost {
             live: None,
             factory: Factory { kv, notify, limits },
             mirror: BTreeMap::new(),
+            applied: HashMap::new(),
         };
         worker.live().await?;
         let (jobs, mut queue) = mpsc::channel::<Job>(1024);
@@ -403,6 +425,44 @@ impl SpecHost {
                     .await;
                 let value = w.settle("delete-link", answer)?;
                 Ok(convert::delete_link_result_from_wit(value))
+            })
+        })
+        .await
+    }
+
+    /// Applies a change seen in the store at `revision` — a value
+    /// (`Some`, wasmCloud JSON) or a delete/purge (`None`) — unless this
+    /// host's table already holds that revision of `id` or a newer one
+    /// (its own write, or a replay after a reconnect): then `Ok(None)`.
+    pub async fn apply_store_change(
+        &self,
+        id: &str,
+        revision: u64,
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<UpdateReport>, CallError> {
+        let id = id.to_string();
+        self.on_worker(move |w| {
+            Box::pin(async move {
+                if w.applied.get(&id).is_some_and(|&seen| seen >= revision) {
+                    return Ok(None);
+                }
+                let live = w.live().await?;
+                let (specs, store) = live.specs();
+                let (call, answer) = match &value {
+                    Some(bytes) => (
+                        "apply-stored-spec",
+                        specs.call_apply_stored_spec(store, &id, bytes).await,
+                    ),
+                    None => (
+                        "remove-host-spec",
+                        specs.call_remove_host_spec(store, &id).await,
+                    ),
+                };
+                // Counted as seen even if it fails: a value that does not
+                // decode must not block newer ones, nor be retried forever.
+                w.applied.insert(id, revision);
+                let report = w.settle(call, answer)?;
+                Ok(Some(convert::report_from_wit(report)))
             })
         })
         .await

@@ -16,6 +16,7 @@ use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine};
 
 use super::bindings::{SpecPlugin, SpecPluginPre};
+use super::cache::ComponentCache;
 use super::state::HostState;
 use crate::error::LoadError;
 
@@ -46,6 +47,7 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<HostState>,
     stop_ticker: Arc<AtomicBool>,
+    cache: Option<ComponentCache>,
 }
 
 /// Marker for linking the `wasi:io` interfaces against the store's resource
@@ -123,16 +125,39 @@ impl PluginEngine {
             engine,
             linker,
             stop_ticker,
+            cache: None,
         })
+    }
+
+    /// Keeps compiled plugins in `cache`, so that loading a build seen before
+    /// skips compilation.
+    pub fn with_cache(mut self, cache: ComponentCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Compiles and links a plugin from its bytes.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        let component =
-            Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::Compile {
-                source: e.into_boxed_dyn_error(),
-            })?;
-        self.link(component, digest_of(bytes))
+        let digest = digest_of(bytes);
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, &digest));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::from_binary(&self.engine, bytes).map_err(|e| {
+                    LoadError::Compile {
+                        source: e.into_boxed_dyn_error(),
+                    }
+                })?;
+                if let Some(cache) = &self.cache {
+                    cache.store(&self.engine, &digest, &component);
+                }
+                component
+            }
+        };
+        self.link(component, digest)
     }
 
     /// Reads, compiles and links a plugin file.

@@ -3,7 +3,8 @@
 //! It implements the `spec-plugin` world with a trivial in-memory table, and
 //! misbehaves on chosen ids given to `get-component-spec`:
 //! `trap` panics (a wasm trap), `loop` never returns, `oom` allocates until
-//! memory runs out. Any other id answers `none`.
+//! memory runs out. Any other id answers `none`. Restoring a table with an
+//! entry named `poison` traps too.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -128,6 +129,9 @@ impl w::Guest for BadPlugin {
     }
 
     fn restore_table(entries: Vec<TableEntry>) -> Result<(), SpecError> {
+        if entries.iter().any(|e| e.id == "poison") {
+            panic!("restore of a poisoned table requested");
+        }
         TABLE.with(|t| *t.borrow_mut() = entries);
         Ok(())
     }

@@ -1,0 +1,258 @@
+//! SVG charts, written by hand (a few lines of SVG need no plotting crate):
+//! diff time against table size on log-log axes, and plugin/native ratios
+//! as bars.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// One line of a log-log chart.
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Stroke colour.
+    pub color: &'static str,
+    /// Dashed line.
+    pub dashed: bool,
+    /// (x, y) points, both positive.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One bar of a ratio chart.
+pub struct Bar {
+    /// Label left of the bar.
+    pub label: String,
+    /// The ratio.
+    pub value: f64,
+}
+
+const W: f64 = 760.0;
+const H: f64 = 480.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 220.0;
+const TOP: f64 = 50.0;
+const BOTTOM: f64 = 60.0;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn header(out: &mut String, width: f64, height: f64, title: &str) {
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
+        width / 2.0,
+        escape(title)
+    );
+}
+
+/// Decades covering `lo..=hi` (both positive).
+fn decades(lo: f64, hi: f64) -> (i32, i32) {
+    (lo.log10().floor() as i32, hi.log10().ceil() as i32)
+}
+
+fn decade_label(exp: i32, unit: &str) -> String {
+    match unit {
+        "µs" if exp >= 6 => format!("{} s", 10f64.powi(exp - 6)),
+        "µs" if exp >= 3 => format!("{} ms", 10f64.powi(exp - 3)),
+        "µs" if exp >= 0 => format!("{} µs", 10f64.powi(exp)),
+        "µs" => format!("{} ns", 10f64.powi(exp + 3)),
+        _ => crate::table::count(10f64.powi(exp) as usize),
+    }
+}
+
+/// A log-log line chart of `series` (x: table links, y: µs).
+pub fn log_log(title: &str, x_label: &str, series: &[Series]) -> String {
+    let pts = || series.iter().flat_map(|s| s.points.iter());
+    let fold = |f: fn(f64, f64) -> f64, init: f64, get: fn(&(f64, f64)) -> f64| {
+        pts().map(get).filter(|v| *v > 0.0).fold(init, f)
+    };
+    let (x0, x1) = decades(
+        fold(f64::min, f64::MAX, |p| p.0),
+        fold(f64::max, 1.0, |p| p.0),
+    );
+    let (y0, y1) = decades(
+        fold(f64::min, f64::MAX, |p| p.1),
+        fold(f64::max, 1.0, |p| p.1),
+    );
+    let (x1, y1) = (x1.max(x0 + 1), y1.max(y0 + 1));
+    let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    let px = |x: f64| LEFT + (x.log10() - f64::from(x0)) / f64::from(x1 - x0) * pw;
+    let py = |y: f64| TOP + ph - (y.log10() - f64::from(y0)) / f64::from(y1 - y0) * ph;
+
+    let mut out = String::new();
+    header(&mut out, W, H, title);
+    for e in x0..=x1 {
+        let x = px(10f64.powi(e));
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##,
+            TOP + ph
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            TOP + ph + 18.0,
+            decade_label(e, "")
+        );
+    }
+    for e in y0..=y1 {
+        let y = py(10f64.powi(e));
+        let _ = writeln!(
+            out,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
+            LEFT + pw
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 6.0,
+            y + 4.0,
+            escape(&decade_label(e, "µs"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        LEFT + pw / 2.0,
+        H - 16.0,
+        escape(x_label)
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">time per update (log)</text>"#,
+        TOP + ph / 2.0,
+        TOP + ph / 2.0
+    );
+    for (i, s) in series.iter().enumerate() {
+        let path: Vec<String> = s
+            .points
+            .iter()
+            .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
+            path.join(" "),
+            s.color
+        );
+        for p in &path {
+            if let Some((x, y)) = p.split_once(',') {
+                let _ = writeln!(
+                    out,
+                    r#"<circle cx="{x}" cy="{y}" r="3" fill="{}"/>"#,
+                    s.color
+                );
+            }
+        }
+        let ly = TOP + 10.0 + 20.0 * i as f64;
+        let lx = LEFT + pw + 14.0;
+        let _ = writeln!(
+            out,
+            r#"<line x1="{lx}" y1="{ly}" x2="{:.1}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/>"#,
+            lx + 24.0,
+            s.color
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+            lx + 30.0,
+            ly + 4.0,
+            escape(&s.label)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Horizontal bars of plugin/native ratios, with the 1.0 line and the
+/// latency targets (1.05 and 1.10) marked.
+pub fn ratio_bars(title: &str, bars: &[Bar]) -> String {
+    let row = 22.0;
+    let label_w = 230.0;
+    let height = TOP + BOTTOM + row * bars.len() as f64;
+    let max = bars.iter().map(|b| b.value).fold(1.2f64, f64::max) * 1.1;
+    let pw = W - label_w - 40.0;
+    let px = |v: f64| label_w + v / max * pw;
+    let mut out = String::new();
+    header(&mut out, W, height, title);
+    for (i, b) in bars.iter().enumerate() {
+        let y = TOP + row * i as f64;
+        let color = if b.value <= 1.05 {
+            "#4a90d9"
+        } else {
+            "#d9734a"
+        };
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            label_w - 8.0,
+            y + 15.0,
+            escape(&b.label)
+        );
+        let _ = writeln!(
+            out,
+            r#"<rect x="{label_w}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
+            y + 3.0,
+            (px(b.value) - label_w).max(0.0),
+            row - 6.0
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}">{:.2}×</text>"#,
+            px(b.value) + 4.0,
+            y + 15.0,
+            b.value
+        );
+    }
+    let bottom = TOP + row * bars.len() as f64;
+    for (v, dash, label) in [
+        (1.0, "", "1.0"),
+        (1.05, "4 3", "1.05"),
+        (1.10, "2 3", "1.10"),
+    ] {
+        let x = px(v);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{bottom:.1}" stroke="#222" stroke-dasharray="{dash}"/>"##
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="10">{label}</text>"#,
+            bottom + 14.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">plugin time / native time (lower is better; e2e targets 1.05 at p50, 1.10 at p99)</text>"#,
+        label_w + pw / 2.0,
+        bottom + 36.0
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Writes `svg` to `dir/name`.
+pub fn write(dir: &Path, name: &str, svg: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,333 @@
+//! Everything one run measured, the targets checked against it, and how it
+//! is shown: text tables, JSON and charts.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::chart::{self, Bar, Series};
+use crate::table::{self, TextTable};
+use crate::{boundary, diff, e2e, memory, start, swap};
+
+/// One run's results; a section left out with `--only` is `None`.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    /// Quick mode.
+    pub quick: bool,
+    /// Section 1.
+    pub boundary: Option<Vec<boundary::Row>>,
+    /// Section 2.
+    pub e2e: Option<e2e::E2e>,
+    /// Section 3.
+    pub diff: Option<Vec<diff::Row>>,
+    /// Section 4a.
+    pub start: Option<start::Start>,
+    /// Section 4b.
+    pub swap: Option<swap::Swap>,
+    /// Section 5.
+    pub memory: Option<Vec<memory::Row>>,
+    /// The targets, checked.
+    pub targets: Vec<Target>,
+    /// Wall time of the whole run, seconds.
+    pub wall_s: f64,
+}
+
+/// One target and how the run did against it.
+#[derive(Debug, Serialize)]
+pub struct Target {
+    /// What is targeted.
+    pub name: String,
+    /// The goal, in words.
+    pub goal: String,
+    /// What was measured, in words.
+    pub measured: String,
+    /// Whether it was met.
+    pub met: bool,
+}
+
+fn target(name: &str, goal: &str, measured: String, met: bool) -> Target {
+    Target {
+        name: name.into(),
+        goal: goal.into(),
+        measured,
+        met,
+    }
+}
+
+/// Checks every target whose section ran.
+pub fn check_targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    if let Some(e) = &r.e2e {
+        for (p99, goal, limit) in [(false, "≤ 1.05×", 1.05), (true, "≤ 1.10×", 1.10)] {
+            let worst = e
+                .latency
+                .iter()
+                .filter_map(|l| Some(((if p99 { l.ratio_p99 } else { l.ratio_p50 })?, l.op)))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((ratio, op)) = worst {
+                let name = if p99 {
+                    "e2e latency plugin/native, p99"
+                } else {
+                    "e2e latency plugin/native, p50"
+                };
+                out.push(target(
+                    name,
+                    goal,
+                    format!("{ratio:.3}× (worst: {op})"),
+                    ratio <= limit,
+                ));
+            }
+        }
+        if let Some(t) = e.throughput.iter().find(|t| t.clients == 32) {
+            let ratio = t.ratio.unwrap_or(0.0);
+            out.push(target(
+                "put-link throughput, 32 clients, plugin/native",
+                "≥ 0.80×",
+                format!("{ratio:.3}×"),
+                ratio >= 0.8,
+            ));
+        }
+    }
+    if let Some(rows) = &r.diff {
+        if let Some(d) = rows
+            .iter()
+            .find(|d| d.table_links == 10_000 && d.spec_links == 1_000)
+        {
+            for (who, us, speedup) in [
+                ("native LinkTable", d.native_us, d.speedup_native),
+                ("through the plugin", d.plugin_us, d.speedup_plugin),
+            ] {
+                let s = speedup.unwrap_or(0.0);
+                out.push(target(
+                    &format!("diff 10k table + 1k spec, {who}"),
+                    "≥ 50× faster than nested scan and < 1 ms",
+                    format!("{s:.0}× faster, {}", table::time(us)),
+                    s >= 50.0 && us < 1000.0,
+                ));
+            }
+        }
+    }
+    if let Some(s) = &r.start {
+        let wall = s.cached.wall_us;
+        out.push(target(
+            "start to first request, cached component",
+            "≤ 20 ms",
+            table::time(wall),
+            wall <= 20_000.0,
+        ));
+    }
+    if let Some(s) = &r.swap {
+        out.push(target(
+            "swap under load",
+            "≤ 50 ms, 0 failed requests",
+            format!(
+                "median {}, max {}, {} failed of {}",
+                table::time(s.swap_median_us),
+                table::time(s.swap_max_us),
+                s.failed,
+                s.requests
+            ),
+            s.swap_median_us <= 50_000.0 && s.failed == 0,
+        ));
+    }
+    if let Some(m) = r
+        .memory
+        .as_ref()
+        .and_then(|m| m.iter().find(|m| m.links == 100_000))
+    {
+        out.push(target(
+            "plugin linear memory, 100,000 links",
+            "< 64 MiB",
+            table::mib(m.plugin_linear as f64),
+            m.plugin_linear < 64 << 20,
+        ));
+    }
+    out
+}
+
+fn start_swap_table(s: Option<&start::Start>, w: Option<&swap::Swap>) -> TextTable {
+    let mut t = TextTable::new(
+        "4. Start and swap (median)",
+        &["measure", "value", "detail"],
+    );
+    if let Some(s) = s {
+        for (label, m) in [
+            ("start → first request, no cache", &s.uncached),
+            ("start → first request, cached component", &s.cached),
+        ] {
+            t.row(vec![
+                label.into(),
+                table::time(m.wall_us),
+                format!(
+                    "in child: engine {}, load {}, host up {}, served {}",
+                    table::time(m.child.engine_us),
+                    table::time(m.child.load_us),
+                    table::time(m.child.host_us),
+                    table::time(m.child.first_us)
+                ),
+            ]);
+        }
+        t.row(vec![
+            "load_bytes in process, cold (Cranelift)".into(),
+            table::time(s.load_cold_us),
+            String::new(),
+        ]);
+        t.row(vec![
+            "load_bytes in process, warm ComponentCache".into(),
+            table::time(s.load_cached_us),
+            String::new(),
+        ]);
+    }
+    if let Some(w) = w {
+        t.row(vec![
+            format!(
+                "swap under load ({} swaps, {} table links)",
+                w.swaps, w.table_links
+            ),
+            table::time(w.swap_median_us),
+            format!(
+                "max {}; {} failed of {} puts; longest put during a swap {} (median put {})",
+                table::time(w.swap_max_us),
+                w.failed,
+                w.requests,
+                table::time(w.put_during_swap_max_us),
+                table::time(w.put_median_us)
+            ),
+        ]);
+    }
+    t.note("Start: wall time from spawning `spec-bench probe-start` to its answer line (exec and runtime start included).");
+    t
+}
+
+fn memory_table(rows: &[memory::Row]) -> TextTable {
+    let mut t = TextTable::new(
+        "5. Memory with the table full",
+        &[
+            "table links",
+            "plugin linear memory",
+            "plugin host RSS Δ",
+            "native host RSS Δ",
+            "plugin host RSS",
+            "native host RSS",
+        ],
+    );
+    for r in rows {
+        t.row(vec![
+            table::count(r.links),
+            table::mib(r.plugin_linear as f64),
+            table::mib(r.plugin_rss_delta as f64),
+            table::mib(r.native_rss_delta as f64),
+            table::mib(r.plugin_rss_after as f64),
+            table::mib(r.native_rss_after as f64),
+        ]);
+    }
+    t.note("Linear memory: smallest PluginLimits::memory_cap that holds the table (bisection). RSS: VmRSS before/after, each side in its own child process; the plugin host's Δ includes its mirror of the table.");
+    t
+}
+
+fn targets_table(targets: &[Target]) -> TextTable {
+    let mut t = TextTable::new("Targets", &["target", "goal", "measured", "status"]);
+    for g in targets {
+        t.row(vec![
+            g.name.clone(),
+            g.goal.clone(),
+            g.measured.clone(),
+            table::verdict(g.met),
+        ]);
+    }
+    t
+}
+
+/// Every table of the run, in section order.
+pub fn tables(r: &Results) -> Vec<TextTable> {
+    let mut out = Vec::new();
+    if let Some(b) = &r.boundary {
+        out.push(boundary::table(b));
+    }
+    if let Some(e) = &r.e2e {
+        out.extend(e2e::tables(e));
+    }
+    if let Some(d) = &r.diff {
+        out.push(diff::table(d));
+    }
+    if r.start.is_some() || r.swap.is_some() {
+        out.push(start_swap_table(r.start.as_ref(), r.swap.as_ref()));
+    }
+    if let Some(m) = &r.memory {
+        out.push(memory_table(m));
+    }
+    out.push(targets_table(&r.targets));
+    out
+}
+
+/// Writes the raw numbers as JSON.
+pub fn write_json(r: &Results, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(r).context("encoding the results")?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Draws the charts whose sections ran into `dir`.
+pub fn write_charts(r: &Results, dir: &Path) -> Result<()> {
+    if let Some(rows) = &r.diff {
+        let mut series = Vec::new();
+        for (spec, dashed) in [(1_000, false), (10, true)] {
+            let pick = |f: fn(&diff::Row) -> f64| -> Vec<(f64, f64)> {
+                rows.iter()
+                    .filter(|d| d.spec_links == spec)
+                    .map(|d| (d.table_links as f64, f(d)))
+                    .collect()
+            };
+            series.push(Series {
+                label: format!("nested scan, spec {spec}"),
+                color: "#c0392b",
+                dashed,
+                points: pick(|d| d.nested_us),
+            });
+            series.push(Series {
+                label: format!("ours plugin, spec {spec}"),
+                color: "#2471a3",
+                dashed,
+                points: pick(|d| d.plugin_us),
+            });
+            series.push(Series {
+                label: format!("ours native, spec {spec}"),
+                color: "#229954",
+                dashed,
+                points: pick(|d| d.native_us),
+            });
+        }
+        let svg = chart::log_log(
+            "update-host-with-spec: diff time vs host table size",
+            "links in the host table (log)",
+            &series,
+        );
+        chart::write(dir, "diff_scaling.svg", &svg)?;
+    }
+    let mut bars = Vec::new();
+    for b in r.boundary.iter().flatten() {
+        if let Some(v) = b.ratio {
+            bars.push(Bar {
+                label: format!("memory {} ({} links)", b.op, b.links),
+                value: v,
+            });
+        }
+    }
+    if let Some(e) = &r.e2e {
+        for l in &e.latency {
+            for (tag, v) in [("p50", l.ratio_p50), ("p99", l.ratio_p99)] {
+                if let Some(v) = v {
+                    bars.push(Bar {
+                        label: format!("NATS {} {tag}", l.op),
+                        value: v,
+                    });
+                }
+            }
+        }
+    }
+    if !bars.is_empty() {
+        let svg = chart::ratio_bars("Plugin / native latency", &bars);
+        chart::write(dir, "latency_ratios.svg", &svg)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! [`Side`]: the plugin path (`SpecHost`, the component in wasmtime) or the
+//! native path ([`NativeHost`], the same logic compiled natively) behind one
+//! set of methods, so every workload is written once and run on both.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_host::backend::{KeyValue, ProviderNotify};
+use spec_host::model::{
+    ComponentSpecification, DeleteLinkResult, Link, PutLinkResult, StoreResult, UpdateReport,
+};
+use spec_host::{LoadedPlugin, PluginLimits, SpecHost};
+
+use crate::native::NativeHost;
+
+/// Which path a [`Side`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The component through `SpecHost`.
+    Plugin,
+    /// The logic compiled natively through `NativeHost`.
+    Native,
+}
+
+/// One of the two paths under test.
+#[derive(Clone)]
+pub enum Side {
+    /// The component through `SpecHost`.
+    Plugin(SpecHost),
+    /// The logic compiled natively through `NativeHost`.
+    Native(NativeHost),
+}
+
+impl Side {
+    /// Starts `kind` over these backends (the plugin with `limits`).
+    pub async fn start(
+        kind: Kind,
+        plugin: &LoadedPlugin,
+        kv: Arc<dyn KeyValue>,
+        notify: Arc<dyn ProviderNotify>,
+        limits: PluginLimits,
+    ) -> Result<Side> {
+        Ok(match kind {
+            Kind::Plugin => Side::Plugin(
+                SpecHost::start(plugin.clone(), kv, notify, limits)
+                    .await
+                    .context("starting the plugin host")?,
+            ),
+            Kind::Native => Side::Native(NativeHost::start(kv, notify)?),
+        })
+    }
+
+    /// Starts `kind` over a fresh in-memory store and a notifier with no
+    /// local providers (so updates deliver nothing and nothing piles up).
+    pub async fn start_memory(kind: Kind, plugin: &LoadedPlugin) -> Result<Side> {
+        let kv: Arc<dyn KeyValue> = Arc::new(MemoryKv::new());
+        let notify: Arc<dyn ProviderNotify> =
+            Arc::new(RecordingNotifier::new(Vec::<String>::new()));
+        Side::start(kind, plugin, kv, notify, PluginLimits::default()).await
+    }
+
+    /// The version string: an empty call.
+    pub async fn version(&self) -> Result<String> {
+        Ok(match self {
+            Side::Plugin(h) => h.plugin_version().await?,
+            Side::Native(h) => h.plugin_version().await?,
+        })
+    }
+
+    /// Reads a stored spec.
+    pub async fn get(&self, id: &str) -> Result<Option<ComponentSpecification>> {
+        Ok(match self {
+            Side::Plugin(h) => h.get_component_spec(id).await?,
+            Side::Native(h) => h.get_component_spec(id).await?,
+        })
+    }
+
+    /// Stores a spec and updates the table.
+    pub async fn store(&self, id: &str, spec: ComponentSpecification) -> Result<StoreResult> {
+        Ok(match self {
+            Side::Plugin(h) => h.store_component_spec(id, spec).await?,
+            Side::Native(h) => h.store_component_spec(id, spec).await?,
+        })
+    }
+
+    /// Applies a spec to the table (no store write).
+    pub async fn update(&self, id: &str, spec: ComponentSpecification) -> Result<UpdateReport> {
+        Ok(match self {
+            Side::Plugin(h) => h.update_host_with_spec(id, spec).await?,
+            Side::Native(h) => h.update_host_with_spec(id, spec).await?,
+        })
+    }
+
+    /// Drops an id from the table (no store write).
+    pub async fn remove(&self, id: &str) -> Result<UpdateReport> {
+        Ok(match self {
+            Side::Plugin(h) => h.remove_host_spec(id).await?,
+            Side::Native(h) => h.remove_host_spec(id).await?,
+        })
+    }
+
+    /// Puts a link.
+    pub async fn put_link(&self, link: Link) -> Result<PutLinkResult> {
+        Ok(match self {
+            Side::Plugin(h) => h.put_link(link).await?,
+            Side::Native(h) => h.put_link(link).await?,
+        })
+    }
+
+    /// Deletes the `default`-named link of `source` with this package.
+    pub async fn delete_link(&self, source: &str, ns: &str, pkg: &str) -> Result<DeleteLinkResult> {
+        Ok(match self {
+            Side::Plugin(h) => h.delete_link(source, ns, pkg, None).await?,
+            Side::Native(h) => h.delete_link(source, ns, pkg, None).await?,
+        })
+    }
+}
+
+/// One batch of calls of a workload, timed call by call.
+pub(crate) trait Batch {
+    /// Runs one batch on `side` (which is of `kind`) and returns the time
+    /// of each call in microseconds.
+    async fn run(&mut self, side: &Side, kind: Kind) -> Result<Vec<f64>>;
+}
+
+/// Runs a warm-up batch on each side (discarded: first calls pay page
+/// faults and lazy initialization), then `rounds` batches on each,
+/// alternating which side goes first. Returns the per-call samples of the
+/// plugin and of the native side.
+pub(crate) async fn interleave<B: Batch>(
+    batch: &mut B,
+    plugin: &Side,
+    native: &Side,
+    rounds: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    batch.run(plugin, Kind::Plugin).await?;
+    batch.run(native, Kind::Native).await?;
+    let (mut p, mut n) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if crate::stats::plugin_first(round) {
+            p.extend(batch.run(plugin, Kind::Plugin).await?);
+            n.extend(batch.run(native, Kind::Native).await?);
+        } else {
+            n.extend(batch.run(native, Kind::Native).await?);
+            p.extend(batch.run(plugin, Kind::Plugin).await?);
+        }
+    }
+    Ok((p, n))
+}
