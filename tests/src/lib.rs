@@ -8,12 +8,7 @@ use spec_host::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
 
 /// The plugin as built for `spec-host` (the bundled one).
 pub const PLUGIN_WASM: &str = spec_host::bundled::PLUGIN_PATH;
-/// The plugin built with feature `alt-version`.
-pub const PLUGIN_ALT_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");
-/// The misbehaving test guest.
-pub const TRAP_GUEST_WASM: &str = env!("TRAP_GUEST_WASM");
-/// A component of another world (not a spec plugin).
-pub const WRONG_WIT_GUEST_WASM: &str = env!("WRONG_WIT_GUEST_WASM");
+pub use test_artifacts::{PLUGIN_ALT_WASM, TRAP_GUEST_WASM, WRONG_WIT_GUEST_WASM};
 
 /// One engine for every test in a binary: compiling a component takes
 /// tens of milliseconds, an engine's ticker thread is per engine.

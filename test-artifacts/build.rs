@@ -1,4 +1,4 @@
-//! Builds the extra guests the end-to-end tests load: a second build of the
+//! Builds the extra guests that tests and benchmarks load: a second build of the
 //! plugin (feature `alt-version`, for swaps), a misbehaving guest and a
 //! component of another world. The
 //! regular plugin comes from `spec-host`'s own build (`bundled`).

@@ -1,0 +1,9 @@
+//! Paths of the wasm guests built for tests and benchmarks (see `build.rs`).
+//! The regular plugin is `spec_host::bundled::PLUGIN_PATH`.
+
+/// The plugin built with feature `alt-version` (a second build to swap to).
+pub const PLUGIN_ALT_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");
+/// The misbehaving test guest.
+pub const TRAP_GUEST_WASM: &str = env!("TRAP_GUEST_WASM");
+/// A component of another world (not a spec plugin).
+pub const WRONG_WIT_GUEST_WASM: &str = env!("WRONG_WIT_GUEST_WASM");
