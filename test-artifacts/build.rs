@@ -1,6 +1,7 @@
 //! Builds the extra guests that tests and benchmarks load: a second build of the
-//! plugin (feature `alt-version`, for swaps), a misbehaving guest and a
-//! component of another world. The
+//! plugin (feature `alt-version`, for swaps), a build that traps on one id
+//! (feature `fault-injection`, for the reliability suite), a misbehaving
+//! guest and a component of another world. The
 //! regular plugin comes from `spec-host`'s own build (`bundled`).
 
 #[path = "../build-support/guest_build.rs"]
@@ -13,6 +14,12 @@ fn main() {
             features: &["alt-version"],
             dir: "plugin-alt",
             env: "SPEC_PLUGIN_ALT_WASM",
+        },
+        guest_build::Guest {
+            package: "spec-plugin",
+            features: &["fault-injection"],
+            dir: "plugin-faulty",
+            env: "SPEC_PLUGIN_FAULTY_WASM",
         },
         guest_build::Guest {
             package: "trap-guest",

@@ -187,7 +187,7 @@ pub fn log_log(title: &str, x_label: &str, series: &[Series]) -> String {
 /// latency targets (1.05 and 1.10) marked.
 pub fn ratio_bars(title: &str, bars: &[Bar]) -> String {
     let row = 22.0;
-    let label_w = 230.0;
+    let label_w = 290.0;
     let height = TOP + BOTTOM + row * bars.len() as f64;
     let max = bars.iter().map(|b| b.value).fold(1.2f64, f64::max) * 1.1;
     let pw = W - label_w - 40.0;
@@ -224,10 +224,12 @@ pub fn ratio_bars(title: &str, bars: &[Bar]) -> String {
         );
     }
     let bottom = TOP + row * bars.len() as f64;
-    for (v, dash, label) in [
-        (1.0, "", "1.0"),
-        (1.05, "4 3", "1.05"),
-        (1.10, "2 3", "1.10"),
+    // Labels of the three lines at staggered heights: they are only a few
+    // pixels apart.
+    for (v, dash, label, label_y) in [
+        (1.0, "", "1.0", bottom + 14.0),
+        (1.05, "4 3", "1.05", TOP - 16.0),
+        (1.10, "2 3", "1.10", TOP - 4.0),
     ] {
         let x = px(v);
         let _ = writeln!(
@@ -236,8 +238,7 @@ pub fn ratio_bars(title: &str, bars: &[Bar]) -> String {
         );
         let _ = writeln!(
             out,
-            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="10">{label}</text>"#,
-            bottom + 14.0
+            r#"<text x="{x:.1}" y="{label_y:.1}" text-anchor="middle" font-size="10">{label}</text>"#
         );
     }
     let _ = writeln!(

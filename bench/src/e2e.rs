@@ -221,7 +221,7 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<E2e> {
             .await?;
     }
 
-    let (rounds, calls) = if quick { (4, 40) } else { (20, 50) };
+    let (rounds, calls) = if quick { (4, 40) } else { (40, 50) };
     let mut batch = LatencyBatch {
         op: Op::Get,
         calls,

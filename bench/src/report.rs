@@ -306,11 +306,13 @@ pub fn write_charts(r: &Results, dir: &Path) -> Result<()> {
     }
     let mut bars = Vec::new();
     for b in r.boundary.iter().flatten() {
-        if let Some(v) = b.ratio {
-            bars.push(Bar {
-                label: format!("memory {} ({} links)", b.op, b.links),
-                value: v,
-            });
+        if let Some(value) = b.ratio {
+            let label = if b.links == 0 {
+                format!("in-memory {}", b.op)
+            } else {
+                format!("in-memory {}, {} links", b.op, b.links)
+            };
+            bars.push(Bar { label, value });
         }
     }
     if let Some(e) = &r.e2e {

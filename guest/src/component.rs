@@ -135,6 +135,13 @@ impl w::Guest for SpecPlugin {
     }
 
     fn put_link(link: wt::Link) -> Result<w::PutLinkResult, wt::SpecError> {
+        // Test-only fault: a trap on one specific id, before anything is
+        // read or written (the reliability suite checks that only that
+        // request fails).
+        #[cfg(feature = "fault-injection")]
+        if link.source_id == "poison-pill" {
+            panic!("fault-injection: put-link on poison-pill");
+        }
         with_plugin(|p| p.put_link(&mut HostStore, &mut HostNotifier, link.into())).map(Into::into)
     }
 

@@ -21,14 +21,34 @@ pub mod validate;
 
 pub use hash::{FxBuildHasher, FxHashMap, FxHashSet, FxHasher};
 
+/// `+faulty` in builds with the test-only `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+macro_rules! faulty_suffix {
+    () => {
+        "+faulty"
+    };
+}
+#[cfg(not(feature = "fault-injection"))]
+macro_rules! faulty_suffix {
+    () => {
+        ""
+    };
+}
+
 /// The version string returned by the `plugin-version` export.
 #[cfg(not(feature = "alt-version"))]
-pub const PLUGIN_VERSION: &str = concat!("spec-plugin ", env!("CARGO_PKG_VERSION"));
+pub const PLUGIN_VERSION: &str =
+    concat!("spec-plugin ", env!("CARGO_PKG_VERSION"), faulty_suffix!());
 
 /// The version string returned by the `plugin-version` export (alt build, so
 /// a test can tell two plugin builds apart after a swap).
 #[cfg(feature = "alt-version")]
-pub const PLUGIN_VERSION: &str = concat!("spec-plugin ", env!("CARGO_PKG_VERSION"), "+alt");
+pub const PLUGIN_VERSION: &str = concat!(
+    "spec-plugin ",
+    env!("CARGO_PKG_VERSION"),
+    faulty_suffix!(),
+    "+alt"
+);
 
 // The bindings only make sense inside a component: natively the imports have
 // no implementation, and exporting WIT-named symbols from a native cdylib
@@ -47,6 +67,10 @@ mod tests {
         assert_eq!(
             PLUGIN_VERSION.ends_with("+alt"),
             cfg!(feature = "alt-version")
+        );
+        assert_eq!(
+            PLUGIN_VERSION.contains("+faulty"),
+            cfg!(feature = "fault-injection")
         );
     }
 }

@@ -102,7 +102,9 @@ impl Plugin {
 
     /// Applies a stored value (wasmCloud JSON) of `id` to the table, as a
     /// host following the bucket does with other hosts' writes. A value that
-    /// does not decode changes nothing.
+    /// does not decode changes nothing. Stored links are taken as they are,
+    /// as `put_link` and `reload_from_store` take them: every host's table
+    /// must hold the same thing for the same stored spec.
     pub fn apply_stored_spec(
         &mut self,
         notifier: &mut impl Notifier,
@@ -114,7 +116,7 @@ impl Plugin {
             id: id.to_string(),
             message,
         })?;
-        self.update_host_with_spec(notifier, id, spec)
+        Ok(self.table.update(id, spec.links, notifier))
     }
 
     /// Applies the deletion of `id`'s spec to the table; no store access.

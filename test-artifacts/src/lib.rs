@@ -3,6 +3,9 @@
 
 /// The plugin built with feature `alt-version` (a second build to swap to).
 pub const PLUGIN_ALT_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");
+/// The plugin built with feature `fault-injection`: `put-link` traps when
+/// the source id is `poison-pill`; its version ends in `+faulty`.
+pub const PLUGIN_FAULTY_WASM: &str = env!("SPEC_PLUGIN_FAULTY_WASM");
 /// The misbehaving test guest.
 pub const TRAP_GUEST_WASM: &str = env!("TRAP_GUEST_WASM");
 /// A component of another world (not a spec plugin).

@@ -169,3 +169,31 @@ async fn a_swap_to_a_plugin_that_cannot_restore_is_refused() {
         .await
         .unwrap();
 }
+
+#[test]
+fn compiled_plugins_are_cached_and_a_damaged_entry_is_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = spec_host::plugin::ComponentCache::new(dir.path());
+    let engine = spec_host::PluginEngine::new().unwrap().with_cache(cache);
+    let bytes = std::fs::read(spec_e2e::PLUGIN_WASM).unwrap();
+    let first = engine.load_bytes(&bytes).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with(first.digest()));
+    // Loading again comes from the cache (same digest, no error).
+    assert_eq!(engine.load_bytes(&bytes).unwrap().digest(), first.digest());
+    // A damaged entry is dropped and the component compiled again.
+    std::fs::write(&entries[0], b"garbage").unwrap();
+    assert_eq!(engine.load_bytes(&bytes).unwrap().digest(), first.digest());
+    assert!(
+        std::fs::read(&entries[0]).unwrap().len() > 1000,
+        "rewritten"
+    );
+}

@@ -354,3 +354,48 @@ fn an_old_nats_server_is_refused_with_install_advice() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_follower_resumes_after_the_server_restarts() {
+    let mut n = nats().await;
+    let url = n.server.url();
+    let a = nats_host(&url, "resume", &[]).await;
+    let b = nats_host(&url, "resume", &["prov"]).await;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&url)
+        .await
+        .unwrap();
+    let mut puts = client
+        .subscribe(subjects::link_put("resume", "prov"))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    a.host.put_link(kv_link("before", "prov")).await.unwrap();
+    assert_eq!(next_def(&mut puts).await.source_id, "before");
+
+    n.server.kill();
+    n.server.restart().await.unwrap();
+    // Writes through A succeed again once its client has reconnected.
+    let mut ok = false;
+    for _ in 0..100 {
+        if a.host.put_link(kv_link("after", "prov")).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok, "host A never recovered");
+    // B's watch resumes from where it was: the new link arrives, the old
+    // one is not delivered again.
+    let def = next_def(&mut puts).await;
+    assert_eq!(def.source_id, "after");
+    no_more(&mut puts).await;
+    assert!(
+        b.follower
+            .stats
+            .watches
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}

@@ -107,8 +107,9 @@ fn any_entries() -> impl Strategy<Value = Vec<TableEntry>> {
 proptest! {
     #![proptest_config(config(256))]
 
-    /// A snapshot is restored exactly when every id is valid and once, and
-    /// every link valid; otherwise `InvalidSnapshot` and the table stays.
+    /// A snapshot is restored exactly when every id is valid and appears
+    /// once (links are taken as stored, valid or not); otherwise
+    /// `InvalidSnapshot` and the table stays.
     #[test]
     fn restore_takes_valid_snapshots_only(entries in any_entries()) {
         let mut fx = Fx::new();
@@ -116,7 +117,7 @@ proptest! {
         let mut seen = std::collections::BTreeSet::new();
         let ok = entries
             .iter()
-            .all(|e| id_ok(&e.id) && seen.insert(e.id.clone()) && e.links.iter().all(link_ok));
+            .all(|e| id_ok(&e.id) && seen.insert(e.id.clone()));
         match fx.plugin.restore_table(entries.clone()) {
             Ok(()) => {
                 prop_assert!(ok);

@@ -388,7 +388,6 @@ const STORED_INVALID_LINK: &str = r#"{"url":"u","links":[{"source_id":"fz","targ
 /// The table must always be a snapshot that `restore_table` takes back: a
 /// host restores it into every new instance (after a trap, on a swap).
 #[test]
-#[ignore = "bug: put_link/delete_link/reload_from_store copy a stored spec's invalid links into the host table unchecked; restore_table(snapshot_table()) then fails with InvalidSnapshot"]
 fn regression_table_fed_from_stored_invalid_links_still_restores() {
     let mut other = link("fz", "q");
     other.name = "other".into();

@@ -185,15 +185,47 @@ impl Worker {
             .collect()
     }
 
+    /// A new instance holding the mirrored table. Should the plugin refuse
+    /// that table, the host must not be left unable to make any instance:
+    /// the table is rebuilt from the store instead (nothing delivered), or,
+    /// failing that too, the instance starts empty — both logged.
+    async fn fresh_instance(&mut self) -> Result<Live, CallError> {
+        let table = self.mirrored_table();
+        let refused = match self.factory.instantiate(&self.plugin, table).await {
+            Ok(live) => return Ok(live),
+            Err(e) if !self.mirror.is_empty() => e,
+            Err(e) => return Err(e),
+        };
+        tracing::error!(error = %crate::backend::error_chain(&refused), "the plugin refused the mirrored link table; rebuilding it from the store");
+        let mut live = self.factory.instantiate(&self.plugin, Vec::new()).await?;
+        live.store.data_mut().clock.start();
+        live.store.set_epoch_deadline(1);
+        let (specs, store) = live.specs();
+        let rebuilt = match specs.call_reload_from_store(&mut *store).await {
+            Ok(Ok(_)) => specs.call_snapshot_table(store).await.ok(),
+            Ok(Err(e)) => {
+                tracing::error!(error = %convert::spec_error_from_wit(e), "cannot rebuild the table from the store; starting empty");
+                None
+            }
+            Err(trap) => {
+                tracing::error!(error = %crate::backend::error_chain(&classify(&self.factory.limits, "reload-from-store", trap)), "cannot rebuild the table from the store; starting empty");
+                return self.factory.instantiate(&self.plugin, Vec::new()).await;
+            }
+        };
+        self.mirror = rebuilt
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.id, e.links))
+            .collect();
+        Ok(live)
+    }
+
     /// The live instance, made anew when the last call lost it; its CPU
     /// budget restarted for a new call.
     async fn live(&mut self) -> Result<&mut Live, CallError> {
         let live = match self.live.take() {
             Some(live) => live,
-            None => {
-                let table = self.mirrored_table();
-                self.factory.instantiate(&self.plugin, table).await?
-            }
+            None => self.fresh_instance().await?,
         };
         let live = self.live.insert(live);
         live.store.data_mut().clock.start();

@@ -171,7 +171,6 @@ async fn deep_nesting_is_a_decode_error_not_a_trap() {
 const STORED_INVALID_LINK: &str = r#"{"url":"u","links":[{"source_id":"fz","target":"p","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":[]}]}"#;
 
 #[tokio::test]
-#[ignore = "bug: put_link copies a stored spec's invalid links into the host table; the table no longer restores, so swap (and recovery after a trap) fails with Instantiate"]
 async fn regression_stored_invalid_link_does_not_block_new_instances() {
     let h = host().await;
     h.kv.put_raw("COMPONENT_fz", STORED_INVALID_LINK);
@@ -183,7 +182,6 @@ async fn regression_stored_invalid_link_does_not_block_new_instances() {
 }
 
 #[tokio::test]
-#[ignore = "bug: after put_link copies a stored spec's invalid links into the host table, a call that hits a limit leaves the host failing every later call with Instantiate"]
 async fn regression_stored_invalid_link_does_not_block_recovery() {
     let limits = PluginLimits {
         memory_cap: 16 << 20,

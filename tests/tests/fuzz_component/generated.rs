@@ -301,6 +301,7 @@ async fn links_are_accepted_exactly_when_valid() {
 }
 
 #[tokio::test]
+/// Ids must be valid and distinct; links are taken as stored.
 async fn malformed_snapshots_are_rejected_whole() {
     let h = host().await;
     let valid =
@@ -313,7 +314,7 @@ async fn malformed_snapshots_are_rejected_whole() {
         let mut seen = std::collections::BTreeSet::new();
         let ok = entries
             .iter()
-            .all(|e| id_ok(&e.id) && seen.insert(e.id.clone()) && e.links.iter().all(link_ok));
+            .all(|e| id_ok(&e.id) && seen.insert(e.id.clone()));
         let table = typed("snapshot", h.host.snapshot_table().await).expect("snapshot");
         match typed("restore", h.host.restore_table(entries.clone()).await) {
             Ok(()) => {
