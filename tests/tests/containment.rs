@@ -197,3 +197,33 @@ fn compiled_plugins_are_cached_and_a_damaged_entry_is_recompiled() {
         "rewritten"
     );
 }
+
+#[test]
+fn the_plugin_imports_only_the_contract_and_what_std_forces() {
+    let mut allowed: Vec<String> = ["keyvalue", "provider-notify", "types"]
+        .iter()
+        .map(|i| format!("lattice:spec/{i}@0.1.0"))
+        .collect();
+    for cli in [
+        "environment",
+        "exit",
+        "stdin",
+        "stdout",
+        "stderr",
+        "terminal-input",
+        "terminal-output",
+        "terminal-stdin",
+        "terminal-stdout",
+        "terminal-stderr",
+    ] {
+        allowed.push(format!("wasi:cli/{cli}@0.2.6"));
+    }
+    for io in ["error", "poll", "streams"] {
+        allowed.push(format!("wasi:io/{io}@0.2.6"));
+    }
+    let imports = spec_e2e::plugin().imports();
+    let extra: Vec<&String> = imports.iter().filter(|i| !allowed.contains(i)).collect();
+    assert!(extra.is_empty(), "unexpected imports: {extra:?}");
+    assert!(imports.contains(&"lattice:spec/keyvalue@0.1.0".to_string()));
+    assert!(imports.contains(&"lattice:spec/provider-notify@0.1.0".to_string()));
+}

@@ -141,6 +141,25 @@ pub(crate) async fn run(
         )],
     );
 
+    if let Some(lattice) = &backends.lattice {
+        // The link names a config; on a lattice the provider receives it
+        // resolved from CONFIGDATA_{lattice}.
+        let config = bytes::Bytes::from_static(br#"{"url":"redis://127.0.0.1:6379"}"#);
+        lattice
+            .configs
+            .put("redis-url", config)
+            .await
+            .context("writing the demo's config")?;
+        let bucket = subjects::config_bucket(&lattice.options.lattice);
+        say(
+            "write config redis-url",
+            json!({ "bucket": bucket }),
+            vec![format!(
+                r#"{bucket} redis-url = {{"url":"redis://127.0.0.1:6379"}}"#
+            )],
+        );
+    }
+
     let mut link = Link::new(
         COMPONENT,
         PROVIDER,

@@ -205,6 +205,18 @@ impl LoadedPlugin {
     pub fn digest(&self) -> &str {
         &self.digest
     }
+
+    /// The names of the interfaces the component imports, sorted.
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        let mut names: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 /// Hex SHA-256 of some bytes.
