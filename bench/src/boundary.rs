@@ -77,7 +77,7 @@ struct OpBatch {
 }
 
 impl Batch for OpBatch {
-    async fn run(&mut self, side: &Side, kind: Kind) -> Result<Vec<f64>> {
+    async fn run(&mut self, side: &Side, slot: usize) -> Result<Vec<f64>> {
         let mut times = Vec::with_capacity(self.calls);
         let n = self.spec.links.len();
         for _ in 0..self.calls {
@@ -111,7 +111,6 @@ impl Batch for OpBatch {
                     }
                 }
                 Op::PutLink => {
-                    let slot = usize::from(kind == Kind::Native);
                     self.flip[slot] = !self.flip[slot];
                     let link = fixtures::toggled(self.last.clone(), self.flip[slot]);
                     let t = Instant::now();
@@ -147,7 +146,7 @@ fn calls_for(links: usize, quick: bool) -> usize {
 
 /// Runs the section.
 pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
-    let rounds = if quick { 3 } else { 12 };
+    let rounds = if quick { 3 } else { 20 };
     let mut rows = Vec::new();
     let p = Side::start_memory(Kind::Plugin, plugin).await?;
     let n = Side::start_memory(Kind::Native, plugin).await?;
@@ -158,8 +157,8 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
         last: fixtures::link(ID, "bench-target", 0),
         flip: [false; 2],
     };
-    let (ps, ns) = interleave(&mut batch, &p, &n, rounds).await?;
-    rows.push(row(Op::Version, 0, &ps, &ns));
+    let samples = interleave(&mut batch, &[&p, &n], rounds).await?;
+    rows.push(row(Op::Version, 0, &samples));
     for links in SIZES {
         let p = Side::start_memory(Kind::Plugin, plugin).await?;
         let n = Side::start_memory(Kind::Native, plugin).await?;
@@ -177,14 +176,16 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
                 last: last.clone(),
                 flip: [false; 2],
             };
-            let (ps, ns) = interleave(&mut batch, &p, &n, rounds).await?;
-            rows.push(row(op, links, &ps, &ns));
+            let samples = interleave(&mut batch, &[&p, &n], rounds).await?;
+            rows.push(row(op, links, &samples));
         }
     }
     Ok(rows)
 }
 
-fn row(op: Op, links: usize, ps: &[f64], ns: &[f64]) -> Row {
+/// A row from the samples of [plugin, native].
+fn row(op: Op, links: usize, samples: &[Vec<f64>]) -> Row {
+    let (ps, ns) = (&samples[0], &samples[1]);
     let (plugin_us, native_us) = (median(ps), median(ns));
     Row {
         op: op.name(),

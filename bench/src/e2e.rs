@@ -4,9 +4,11 @@
 //!
 //! Sequential latency (p50, p99) of get, store, put-link and delete-link,
 //! and put-link throughput on distinct ids with 1, 8 and 32 concurrent
-//! clients, plugin vs native. The two sides share one connection and
-//! bucket but never one key (`p-…` / `n-…`), and never run at the same
-//! time.
+//! clients: the plugin against the native logic with its worker as a task
+//! and on a dedicated thread (see `native::Placement`); ratios are taken
+//! against the faster native. The sides share one connection and bucket
+//! but never one key (`p-…`, `n-…`, `t-…`), and never run at the same
+//! time. Tables: [`crate::e2e_table`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,8 +22,7 @@ use spec_host::{LoadedPlugin, PluginLimits};
 
 use crate::fixtures;
 use crate::sides::{interleave, Batch, Kind, Side};
-use crate::stats::{percentile, plugin_first, ratio, us_since};
-use crate::table::{self, TextTable};
+use crate::stats::{median, percentile, plugin_first, ratio, us_since};
 
 /// The provider every benchmark link targets; it is local, so each new or
 /// removed link is published to it (a NATS publish and flush).
@@ -30,22 +31,43 @@ const PROVIDER: &str = "bench-provider";
 /// Concurrent clients measured for throughput.
 pub const CLIENTS: [usize; 3] = [1, 8, 32];
 
+/// The sides, in slot order: plugin, native (task), native (thread).
+const KINDS: [Kind; 3] = [Kind::Plugin, Kind::Native, Kind::NativeThread];
+/// Id prefix of each slot, so sides never share a key.
+const PREFIXES: [&str; 3] = ["p", "n", "t"];
+
+/// Median and tail of some latencies.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Pct {
+    /// p50, µs.
+    pub p50_us: f64,
+    /// p99, µs.
+    pub p99_us: f64,
+}
+
+impl Pct {
+    fn of(samples: &[f64]) -> Pct {
+        Pct {
+            p50_us: percentile(samples, 50.0),
+            p99_us: percentile(samples, 99.0),
+        }
+    }
+}
+
 /// Latency of one operation.
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencyRow {
     /// Operation name.
     pub op: &'static str,
-    /// Plugin p50, µs.
-    pub plugin_p50_us: f64,
-    /// Plugin p99, µs.
-    pub plugin_p99_us: f64,
-    /// Native p50, µs.
-    pub native_p50_us: f64,
-    /// Native p99, µs.
-    pub native_p99_us: f64,
-    /// Plugin / native at p50.
+    /// The plugin.
+    pub plugin: Pct,
+    /// Native, worker as a task.
+    pub native_task: Pct,
+    /// Native, worker on a thread.
+    pub native_thread: Pct,
+    /// Plugin / faster native, at p50.
     pub ratio_p50: Option<f64>,
-    /// Plugin / native at p99.
+    /// Plugin / faster native, at p99.
     pub ratio_p99: Option<f64>,
     /// Calls timed per side.
     pub samples: usize,
@@ -58,9 +80,11 @@ pub struct ThroughputRow {
     pub clients: usize,
     /// Median plugin throughput, puts/s.
     pub plugin_ops_s: f64,
-    /// Median native throughput, puts/s.
-    pub native_ops_s: f64,
-    /// Plugin / native.
+    /// Median native (task) throughput, puts/s.
+    pub native_task_ops_s: f64,
+    /// Median native (thread) throughput, puts/s.
+    pub native_thread_ops_s: f64,
+    /// Plugin / faster native.
     pub ratio: Option<f64>,
     /// Runs per side.
     pub runs: usize,
@@ -75,26 +99,12 @@ pub struct E2e {
     pub latency: Vec<LatencyRow>,
     /// Throughputs.
     pub throughput: Vec<ThroughputRow>,
-    /// The floor: a JetStream KV get awaited directly, no host, p50 µs.
-    pub raw_get_p50_us: f64,
-    /// The same at p99.
-    pub raw_get_p99_us: f64,
-    /// A KV get on the native worker through its sync→async bridge, no
-    /// logic, p50 µs.
-    pub bridged_get_p50_us: f64,
-    /// The same at p99.
-    pub bridged_get_p99_us: f64,
-}
-
-fn prefix(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Plugin => "p",
-        Kind::Native => "n",
-    }
-}
-
-fn slot(kind: Kind) -> usize {
-    usize::from(kind == Kind::Native)
+    /// The floor: a JetStream KV get awaited directly, no host.
+    pub raw_get: Pct,
+    /// A KV get on the native worker (task) through its bridge, no logic.
+    pub bridged_get_task: Pct,
+    /// The same with the worker on a thread.
+    pub bridged_get_thread: Pct,
 }
 
 /// The operations of the latency part.
@@ -111,19 +121,18 @@ enum Op {
 struct LatencyBatch {
     op: Op,
     calls: usize,
-    counter: [usize; 2],
+    counter: [usize; 3],
     /// Sources with one link, made by put-link, waiting for delete-link.
-    made: [VecDeque<String>; 2],
+    made: [VecDeque<String>; 3],
 }
 
 /// Links per spec for get and store.
 const SPEC_LINKS: usize = 10;
 
 impl Batch for LatencyBatch {
-    async fn run(&mut self, side: &Side, kind: Kind) -> Result<Vec<f64>> {
+    async fn run(&mut self, side: &Side, k: usize) -> Result<Vec<f64>> {
         let mut times = Vec::with_capacity(self.calls);
-        let k = slot(kind);
-        let pre = prefix(kind);
+        let pre = PREFIXES[k];
         let (get_id, store_id) = (format!("{pre}-get"), format!("{pre}-store"));
         let spec = fixtures::spec(&store_id, PROVIDER, SPEC_LINKS);
         for _ in 0..self.calls {
@@ -196,6 +205,12 @@ async fn throughput_run(side: &Side, tag: &str, clients: usize, total: usize) ->
     Ok((per_client * clients) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The plugin's figure over the better of the two natives' (`better`:
+/// `min` for latency, `max` for throughput).
+fn vs_best(plugin: f64, task: f64, thread: f64, better: fn(f64, f64) -> f64) -> Option<f64> {
+    ratio(plugin, better(task, thread))
+}
+
 /// Runs the section; the server is killed on return (also on error).
 pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<E2e> {
     let binary = spec_host::nats::server::find_binary().context("finding nats-server")?;
@@ -208,25 +223,24 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<E2e> {
         .await
         .context("opening the bench lattice")?;
     let provider: LocalProvider = PROVIDER.parse().map_err(|e: String| anyhow!(e))?;
-    let start = |kind| {
+    let mut sides = Vec::with_capacity(KINDS.len());
+    for (kind, pre) in KINDS.into_iter().zip(PREFIXES) {
         let kv: Arc<dyn KeyValue> = Arc::new(lattice.key_value());
         let notify: Arc<dyn ProviderNotify> = Arc::new(lattice.notifier(vec![provider.clone()]));
-        Side::start(kind, plugin, kv, notify, PluginLimits::default())
-    };
-    let p = start(Kind::Plugin).await?;
-    let n = start(Kind::Native).await?;
-    for (side, kind) in [(&p, Kind::Plugin), (&n, Kind::Native)] {
-        let id = format!("{}-get", prefix(kind));
+        let side = Side::start(kind, plugin, kv, notify, PluginLimits::default()).await?;
+        let id = format!("{pre}-get");
         side.store(&id, fixtures::spec(&id, PROVIDER, SPEC_LINKS))
             .await?;
+        sides.push(side);
     }
+    let all: Vec<&Side> = sides.iter().collect();
 
     let (rounds, calls) = if quick { (4, 40) } else { (40, 50) };
     let mut batch = LatencyBatch {
         op: Op::Get,
         calls,
-        counter: [0; 2],
-        made: [VecDeque::new(), VecDeque::new()],
+        counter: [0; 3],
+        made: Default::default(),
     };
     let mut latency = Vec::new();
     // Delete-link after put-link: it removes the links put-link made.
@@ -237,63 +251,67 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<E2e> {
         (Op::DeleteLink, "delete-link"),
     ] {
         batch.op = op;
-        let (ps, ns) = interleave(&mut batch, &p, &n, rounds).await?;
-        let (pp50, pp99) = (percentile(&ps, 50.0), percentile(&ps, 99.0));
-        let (np50, np99) = (percentile(&ns, 50.0), percentile(&ns, 99.0));
+        let samples = interleave(&mut batch, &all, rounds).await?;
+        let [p, n, t] = [0, 1, 2].map(|i| Pct::of(&samples[i]));
         latency.push(LatencyRow {
             op: name,
-            plugin_p50_us: pp50,
-            plugin_p99_us: pp99,
-            native_p50_us: np50,
-            native_p99_us: np99,
-            ratio_p50: ratio(pp50, np50),
-            ratio_p99: ratio(pp99, np99),
-            samples: ps.len(),
+            plugin: p,
+            native_task: n,
+            native_thread: t,
+            ratio_p50: vs_best(p.p50_us, n.p50_us, t.p50_us, f64::min),
+            ratio_p99: vs_best(p.p99_us, n.p99_us, t.p99_us, f64::min),
+            samples: samples[0].len(),
         });
     }
 
-    // The floor under every get: the backend awaited directly.
+    // The floor under every get (the backend awaited directly), and a get
+    // through each native worker's bridge with no logic around it.
     let kv = lattice.key_value();
     let key = spec_plugin::keys::component_key("p-get");
-    let Side::Native(native) = &n else {
-        bail!("the native side is not a NativeHost");
-    };
-    let (mut raw, mut bridged) = (Vec::new(), Vec::new());
+    let (mut raw, mut task, mut thread) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds * calls {
         let t = Instant::now();
-        let entry = kv.get(&key).await?;
+        let mut found = kv.get(&key).await?.is_some();
         raw.push(us_since(t));
-        let t = Instant::now();
-        let found = native.bridged_get(&key).await?;
-        bridged.push(us_since(t));
-        if entry.is_none() || !found {
+        for (side, out) in [(&sides[1], &mut task), (&sides[2], &mut thread)] {
+            let Side::Native(native) = side else {
+                bail!("a native side is not a NativeHost");
+            };
+            let t = Instant::now();
+            found &= native.bridged_get(&key).await?;
+            out.push(us_since(t));
+        }
+        if !found {
             bail!("{key} is gone from the bucket");
         }
     }
 
-    let (runs, total) = if quick { (2, 192) } else { (6, 480) };
+    let (runs, total) = if quick { (2, 192) } else { (10, 480) };
     let mut throughput = Vec::new();
     for clients in CLIENTS {
-        let (mut pr, mut nr) = (Vec::new(), Vec::new());
-        // One warm-up run each, not counted.
-        throughput_run(&p, &format!("p-tw{clients}"), clients, total / 4).await?;
-        throughput_run(&n, &format!("n-tw{clients}"), clients, total / 4).await?;
+        let mut rates = vec![Vec::new(); sides.len()];
+        for (side, pre) in sides.iter().zip(PREFIXES) {
+            // A warm-up run each, not counted.
+            throughput_run(side, &format!("{pre}-tw{clients}"), clients, total / 4).await?;
+        }
         for run in 0..runs {
-            let (pt, nt) = (format!("p-t{clients}-{run}"), format!("n-t{clients}-{run}"));
-            if plugin_first(run) {
-                pr.push(throughput_run(&p, &pt, clients, total).await?);
-                nr.push(throughput_run(&n, &nt, clients, total).await?);
-            } else {
-                nr.push(throughput_run(&n, &nt, clients, total).await?);
-                pr.push(throughput_run(&p, &pt, clients, total).await?);
+            for i in 0..sides.len() {
+                let slot = if plugin_first(run) {
+                    i
+                } else {
+                    sides.len() - 1 - i
+                };
+                let tag = format!("{}-t{clients}-{run}", PREFIXES[slot]);
+                rates[slot].push(throughput_run(&sides[slot], &tag, clients, total).await?);
             }
         }
-        let (pm, nm) = (crate::stats::median(&pr), crate::stats::median(&nr));
+        let [p, n, t] = [0, 1, 2].map(|i| median(&rates[i]));
         throughput.push(ThroughputRow {
             clients,
-            plugin_ops_s: pm,
-            native_ops_s: nm,
-            ratio: ratio(pm, nm),
+            plugin_ops_s: p,
+            native_task_ops_s: n,
+            native_thread_ops_s: t,
+            ratio: vs_best(p, n, t, f64::max),
             runs,
         });
     }
@@ -302,75 +320,8 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<E2e> {
         server_version,
         latency,
         throughput,
-        raw_get_p50_us: percentile(&raw, 50.0),
-        raw_get_p99_us: percentile(&raw, 99.0),
-        bridged_get_p50_us: percentile(&bridged, 50.0),
-        bridged_get_p99_us: percentile(&bridged, 99.0),
+        raw_get: Pct::of(&raw),
+        bridged_get_task: Pct::of(&task),
+        bridged_get_thread: Pct::of(&thread),
     })
-}
-
-/// The section's tables.
-pub fn tables(e: &E2e) -> [TextTable; 2] {
-    let mut lat = TextTable::new(
-        format!(
-            "2a. End-to-end sequential latency on NATS ({})",
-            e.server_version
-        ),
-        &[
-            "operation",
-            "plugin p50",
-            "native p50",
-            "ratio p50",
-            "plugin p99",
-            "native p99",
-            "ratio p99",
-        ],
-    );
-    for r in &e.latency {
-        lat.row(vec![
-            r.op.to_string(),
-            table::time(r.plugin_p50_us),
-            table::time(r.native_p50_us),
-            table::ratio(r.ratio_p50),
-            table::time(r.plugin_p99_us),
-            table::time(r.native_p99_us),
-            table::ratio(r.ratio_p99),
-        ]);
-    }
-    lat.row(vec![
-        "KV get awaited directly (floor)".into(),
-        table::time(e.raw_get_p50_us),
-        table::time(e.raw_get_p50_us),
-        String::new(),
-        table::time(e.raw_get_p99_us),
-        table::time(e.raw_get_p99_us),
-    ]);
-    lat.row(vec![
-        "KV get on the native worker, no logic".into(),
-        String::new(),
-        table::time(e.bridged_get_p50_us),
-        String::new(),
-        String::new(),
-        table::time(e.bridged_get_p99_us),
-    ]);
-    if let Some(r) = e.latency.first() {
-        lat.note(format!(
-            "{} calls per side per operation; JetStream KV (file storage) + NATS publish/flush to one local provider.",
-            r.samples
-        ));
-    }
-    let mut tp = TextTable::new(
-        "2b. put-link throughput on distinct ids, NATS",
-        &["clients", "plugin", "native", "plugin/native"],
-    );
-    for r in &e.throughput {
-        tp.row(vec![
-            r.clients.to_string(),
-            format!("{:.0}/s", r.plugin_ops_s),
-            format!("{:.0}/s", r.native_ops_s),
-            table::ratio(r.ratio),
-        ]);
-    }
-    tp.note("Both hosts serialize calls in one worker (as wasmCloud's host does per lattice), so clients only keep its queue full.");
-    [lat, tp]
 }

@@ -10,14 +10,15 @@
 //!
 //! Layout: [`native`] (the native twin of `SpecHost`) and [`convert`] (the
 //! one place that converts types), [`sides`] (both behind one interface,
-//! A/B interleaving), a module per section, [`report`] (targets and
-//! output), [`table`], [`chart`], [`stats`], [`fixtures`].
+//! A/B interleaving), a module per section (`e2e_table` prints section
+//! 2), [`report`] (targets and output), [`table`], [`chart`], [`stats`], [`fixtures`].
 
 mod boundary;
 mod chart;
 mod convert;
 mod diff;
 mod e2e;
+mod e2e_table;
 mod fixtures;
 mod memory;
 mod native;
@@ -102,7 +103,16 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let mut results = rt.block_on(run(&cli))?;
+    // The driver runs as a task on a worker thread, as a host's callers do
+    // (NATS handlers, the follower), not on the thread in `block_on`: a
+    // call to a worker task can then stay on one thread instead of waking
+    // another for every call and every answer.
+    let (quick, only) = (cli.quick, cli.only.clone());
+    let mut results = rt.block_on(async move {
+        tokio::spawn(run(quick, only))
+            .await
+            .context("the benchmark driver panicked")?
+    })?;
     results.wall_s = main_started.elapsed().as_secs_f64();
     results.targets = report::check_targets(&results);
 
@@ -129,9 +139,8 @@ fn progress(text: &str) {
     eprintln!("spec-bench: {text}");
 }
 
-async fn run(cli: &Cli) -> Result<Results> {
-    let wanted = |s: Section| cli.only.is_empty() || cli.only.contains(&s);
-    let quick = cli.quick;
+async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
+    let wanted = |s: Section| only.is_empty() || only.contains(&s);
     let engine = spec_host::PluginEngine::new().context("setting up the wasm engine")?;
     let plugin = engine
         .load_bytes(spec_host::bundled::PLUGIN)

@@ -1,28 +1,32 @@
 //! [`NativeHost`]: the plugin's logic (`spec_plugin::ops::Plugin`) compiled
 //! natively, in the same shape as `SpecHost`, over the same async backends.
 //!
-//! As in `SpecHost`, one worker task owns the `Plugin` and runs calls one at
-//! a time in arrival order, fed by a bounded channel. The logic is
+//! As in `SpecHost`, one worker owns the `Plugin` and runs calls one at a
+//! time in arrival order, fed by a bounded channel. The logic is
 //! synchronous (`spec_plugin::backend::Store` and `Notifier` are blocking
 //! traits), so each backend call is bridged to the same
 //! `Arc<dyn KeyValue>` / `Arc<dyn ProviderNotify>` the plugin path uses:
-//! the backend's future is polled once, and only if it is not ready at
-//! once (real I/O, e.g. JetStream) does the worker block on it with
-//! `Handle::block_on` inside `block_in_place`, which hands the worker
-//! thread's other tasks to another thread meanwhile.
+//! the backend's future is polled once, and only if it is not ready at once
+//! (real I/O, e.g. JetStream) does the worker block on it with
+//! `Handle::block_on`. Where the worker runs is a [`Placement`]:
 //!
-//! Why not a dedicated thread, which is simpler: every call would then cross
-//! threads twice (caller → worker thread → caller), an OS wake-up each way.
-//! On this 2-core VM that cost 20–30 µs per call — more than the whole
-//! in-memory call — and the comparison would have measured thread hand-offs
-//! instead of the plugin boundary. `SpecHost`'s worker is a task too.
+//! * [`Placement::Task`]: a task on the runtime, like `SpecHost`'s worker; a
+//!   pending backend call blocks inside `block_in_place`, which first hands
+//!   the thread's other tasks to another thread. No thread hop per call
+//!   (the in-memory backends never block), one hand-off per pending I/O.
+//! * [`Placement::Thread`]: a dedicated OS thread; every call crosses
+//!   threads twice (caller → worker → caller, an OS wake-up each way) but a
+//!   pending I/O only parks that thread.
+//!
+//! Neither is free, and which costs less depends on the workload, so the
+//! NATS section measures both and compares the plugin with the faster.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use spec_host::backend::{KeyValue, ProviderNotify, StoreError as HostStoreError};
 use spec_host::model as h;
 use spec_plugin::backend::{Entry, Notifier, Store};
@@ -39,11 +43,18 @@ use crate::convert;
 fn wait<F: Future>(rt: &Handle, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let mut cx = TaskContext::from_waker(Waker::noop());
-    if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+    // The backends use tokio's timers and I/O, which need the runtime's
+    // context even for one poll (the dedicated thread has none of its own).
+    let first = {
+        let _context = rt.enter();
+        fut.as_mut().poll(&mut cx)
+    };
+    if let Poll::Ready(out) = first {
         return out;
     }
     // The noop waker of the first poll is replaced by block_on's own on the
-    // next poll, so no wake-up is lost.
+    // next poll, so no wake-up is lost. Off the runtime's threads (the
+    // dedicated worker thread) `block_in_place` just runs the closure.
     tokio::task::block_in_place(|| rt.block_on(fut))
 }
 
@@ -146,6 +157,15 @@ struct Worker {
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 type Answer<T> = Result<T, spec_plugin::error::SpecError>;
 
+/// Where a [`NativeHost`]'s worker runs (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A task on the tokio runtime; pending I/O blocks in `block_in_place`.
+    Task,
+    /// A dedicated OS thread; pending I/O blocks that thread.
+    Thread,
+}
+
 /// The native twin of `SpecHost`. Cheap to clone; every clone drives the
 /// same worker, which stops when the last clone is dropped.
 #[derive(Clone)]
@@ -155,8 +175,12 @@ pub struct NativeHost {
 
 impl NativeHost {
     /// Starts the worker over these backends. Must be called within a
-    /// multi-threaded tokio runtime (`block_in_place` needs one).
-    pub fn start(kv: Arc<dyn KeyValue>, notify: Arc<dyn ProviderNotify>) -> Result<Self> {
+    /// multi-threaded tokio runtime (whose handle the bridge blocks on).
+    pub fn start(
+        kv: Arc<dyn KeyValue>,
+        notify: Arc<dyn ProviderNotify>,
+        placement: Placement,
+    ) -> Result<Self> {
         let rt = Handle::current();
         let mut worker = Worker {
             plugin: Plugin::new(),
@@ -169,12 +193,27 @@ impl NativeHost {
         };
         // Same queue bound as SpecHost's.
         let (jobs, mut queue) = mpsc::channel::<Job>(1024);
-        tokio::spawn(async move {
-            while let Some(job) = queue.recv().await {
-                worker.kv.cas_losses = 0;
-                job(&mut worker);
+        match placement {
+            Placement::Task => {
+                tokio::spawn(async move {
+                    while let Some(job) = queue.recv().await {
+                        worker.kv.cas_losses = 0;
+                        job(&mut worker);
+                    }
+                });
             }
-        });
+            Placement::Thread => {
+                std::thread::Builder::new()
+                    .name("native-worker".into())
+                    .spawn(move || {
+                        while let Some(job) = queue.blocking_recv() {
+                            worker.kv.cas_losses = 0;
+                            job(&mut worker);
+                        }
+                    })
+                    .context("starting the native worker thread")?;
+            }
+        }
         Ok(NativeHost { jobs })
     }
 

@@ -67,9 +67,9 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             if let Some((ratio, op)) = worst {
                 let name = if p99 {
-                    "e2e latency plugin/native, p99"
+                    "e2e latency plugin / faster native, p99"
                 } else {
-                    "e2e latency plugin/native, p50"
+                    "e2e latency plugin / faster native, p50"
                 };
                 out.push(target(
                     name,
@@ -82,7 +82,7 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
         if let Some(t) = e.throughput.iter().find(|t| t.clients == 32) {
             let ratio = t.ratio.unwrap_or(0.0);
             out.push(target(
-                "put-link throughput, 32 clients, plugin/native",
+                "put-link throughput, 32 clients, plugin / faster native",
                 "≥ 0.80×",
                 format!("{ratio:.3}×"),
                 ratio >= 0.8,
@@ -150,7 +150,8 @@ fn start_swap_table(s: Option<&start::Start>, w: Option<&swap::Swap>) -> TextTab
     let mut t = TextTable::new(
         "4. Start and swap (median)",
         &["measure", "value", "detail"],
-    );
+    )
+    .left(2);
     if let Some(s) = s {
         for (label, m) in [
             ("start → first request, no cache", &s.uncached),
@@ -227,7 +228,9 @@ fn memory_table(rows: &[memory::Row]) -> TextTable {
 }
 
 fn targets_table(targets: &[Target]) -> TextTable {
-    let mut t = TextTable::new("Targets", &["target", "goal", "measured", "status"]);
+    let mut t = TextTable::new("Targets", &["target", "goal", "measured", "status"])
+        .left(1)
+        .left(2);
     for g in targets {
         t.row(vec![
             g.name.clone(),
@@ -246,7 +249,7 @@ pub fn tables(r: &Results) -> Vec<TextTable> {
         out.push(boundary::table(b));
     }
     if let Some(e) = &r.e2e {
-        out.extend(e2e::tables(e));
+        out.extend(crate::e2e_table::tables(e));
     }
     if let Some(d) = &r.diff {
         out.push(diff::table(d));
@@ -264,6 +267,9 @@ pub fn tables(r: &Results) -> Vec<TextTable> {
 /// Writes the raw numbers as JSON.
 pub fn write_json(r: &Results, path: &Path) -> Result<()> {
     let text = serde_json::to_string_pretty(r).context("encoding the results")?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 

@@ -12,15 +12,17 @@ use spec_host::model::{
 };
 use spec_host::{LoadedPlugin, PluginLimits, SpecHost};
 
-use crate::native::NativeHost;
+use crate::native::{NativeHost, Placement};
 
 /// Which path a [`Side`] measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// The component through `SpecHost`.
     Plugin,
-    /// The logic compiled natively through `NativeHost`.
+    /// The logic compiled natively through `NativeHost`, worker as a task.
     Native,
+    /// The same with the worker on a dedicated thread.
+    NativeThread,
 }
 
 /// One of the two paths under test.
@@ -47,7 +49,8 @@ impl Side {
                     .await
                     .context("starting the plugin host")?,
             ),
-            Kind::Native => Side::Native(NativeHost::start(kv, notify)?),
+            Kind::Native => Side::Native(NativeHost::start(kv, notify, Placement::Task)?),
+            Kind::NativeThread => Side::Native(NativeHost::start(kv, notify, Placement::Thread)?),
         })
     }
 
@@ -119,32 +122,36 @@ impl Side {
 
 /// One batch of calls of a workload, timed call by call.
 pub(crate) trait Batch {
-    /// Runs one batch on `side` (which is of `kind`) and returns the time
-    /// of each call in microseconds.
-    async fn run(&mut self, side: &Side, kind: Kind) -> Result<Vec<f64>>;
+    /// Runs one batch on `side`, the `slot`th side of the comparison (for
+    /// per-side state such as id prefixes), and returns the time of each
+    /// call in microseconds.
+    async fn run(&mut self, side: &Side, slot: usize) -> Result<Vec<f64>>;
 }
 
 /// Runs a warm-up batch on each side (discarded: first calls pay page
-/// faults and lazy initialization), then `rounds` batches on each,
-/// alternating which side goes first. Returns the per-call samples of the
-/// plugin and of the native side.
+/// faults and lazy initialization), then `rounds` batches on each, the
+/// order rotating every round (A/B, B/A for two sides) so that a drift in
+/// machine speed hits all sides alike. Returns each side's samples.
 pub(crate) async fn interleave<B: Batch>(
     batch: &mut B,
-    plugin: &Side,
-    native: &Side,
+    sides: &[&Side],
     rounds: usize,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    batch.run(plugin, Kind::Plugin).await?;
-    batch.run(native, Kind::Native).await?;
-    let (mut p, mut n) = (Vec::new(), Vec::new());
+) -> Result<Vec<Vec<f64>>> {
+    for (slot, side) in sides.iter().enumerate() {
+        batch.run(side, slot).await?;
+    }
+    let mut out = vec![Vec::new(); sides.len()];
     for round in 0..rounds {
-        if crate::stats::plugin_first(round) {
-            p.extend(batch.run(plugin, Kind::Plugin).await?);
-            n.extend(batch.run(native, Kind::Native).await?);
-        } else {
-            n.extend(batch.run(native, Kind::Native).await?);
-            p.extend(batch.run(plugin, Kind::Plugin).await?);
+        for i in 0..sides.len() {
+            // Two sides: forwards on even rounds, backwards on odd ones.
+            let slot = if crate::stats::plugin_first(round) {
+                i
+            } else {
+                sides.len() - 1 - i
+            };
+            let samples = batch.run(sides[slot], slot).await?;
+            out[slot].extend(samples);
         }
     }
-    Ok((p, n))
+    Ok(out)
 }

@@ -111,13 +111,14 @@ fn spawn_probe(cache: Option<&Path>) -> Result<(f64, ProbeTimes)> {
     let started = Instant::now();
     let mut child = cmd.spawn().context("spawning the start probe")?;
     let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        BufReader::new(out)
-            .read_line(&mut line)
-            .context("reading the start probe's answer")?;
-    }
+    let read = match child.stdout.take() {
+        Some(out) => BufReader::new(out).read_line(&mut line).map(|_| ()),
+        None => Ok(()),
+    };
     let wall = us_since(started);
+    // Reap the child whatever the read gave, so none outlives the bench.
     let status = child.wait().context("waiting for the start probe")?;
+    read.context("reading the start probe's answer")?;
     if !status.success() {
         bail!("the start probe failed ({status})");
     }

@@ -20,8 +20,8 @@ use spec_host::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
 use crate::fixtures;
 use crate::stats::{median, percentile, us};
 
-/// Path of the `alt-version` build (see `build.rs`).
-pub const ALT_PLUGIN_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");
+/// Path of the `alt-version` build.
+const ALT_PLUGIN_WASM: &str = test_artifacts::PLUGIN_ALT_WASM;
 
 /// Client tasks issuing puts during the swaps.
 const CLIENTS: usize = 4;

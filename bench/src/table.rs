@@ -10,6 +10,8 @@ pub struct TextTable {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
     notes: Vec<String>,
+    /// Columns aligned left (text); the others are right-aligned (numbers).
+    left: Vec<usize>,
 }
 
 impl TextTable {
@@ -20,7 +22,14 @@ impl TextTable {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
             notes: Vec::new(),
+            left: vec![0],
         }
+    }
+
+    /// Aligns column `col` left (for text); the first column always is.
+    pub fn left(mut self, col: usize) -> Self {
+        self.left.push(col);
+        self
     }
 
     /// Adds a row (missing cells print empty, extra ones are dropped).
@@ -53,8 +62,7 @@ impl fmt::Display for TextTable {
             write!(f, "|")?;
             for (i, w) in widths.iter().enumerate() {
                 let cell = cells.get(i).map(String::as_str).unwrap_or("");
-                // First column (the label) left-aligned, numbers right.
-                if i == 0 {
+                if self.left.contains(&i) {
                     write!(f, " {cell:<w$} |")?;
                 } else {
                     write!(f, " {cell:>w$} |")?;
@@ -66,7 +74,7 @@ impl fmt::Display for TextTable {
         write!(f, "|")?;
         for (i, w) in widths.iter().enumerate() {
             let dashes = "-".repeat(*w);
-            if i == 0 {
+            if self.left.contains(&i) {
                 write!(f, " {dashes} |")?;
             } else {
                 // Markdown right alignment marker.
