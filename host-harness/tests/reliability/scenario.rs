@@ -1,0 +1,375 @@
+//! One scenario from start to report: start the lattice, run the load,
+//! inject the fault once every client is a third of the way through, let
+//! the service recover by itself, then compare the store, the hosts and
+//! the providers with what the replies promised.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use spec_host::nats::subjects;
+
+use super::checks;
+use super::fixture::{connect, Fixture, PROVIDERS};
+use super::load::{self, ctl_client, Plan};
+use super::model;
+use super::providers::{Mismatch, Recorder};
+use super::report::Report;
+
+/// What goes wrong during the load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing; bad inputs are sent alongside the load.
+    None,
+    /// `kill -9` of the single nats-server, restarted on its store dir.
+    NatsKill,
+    /// `kill -9` of host A, restarted.
+    HostKill,
+    /// `kill -9` of one node of a 3-node cluster (the bucket's leader),
+    /// restarted after the load went on without it.
+    ClusterNodeKill,
+    /// Both hosts swapped to the plugin that traps on `poison-pill`,
+    /// poison pills sent, swapped back; bad inputs alongside.
+    PluginSwap,
+}
+
+/// Sizes of one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The load.
+    pub plan: Plan,
+    /// Bad inputs per scenario that sends them.
+    pub bad_inputs: usize,
+    /// Poison pills in the plugin scenario.
+    pub poison: usize,
+}
+
+/// Upper bound on any wait for the service to come back.
+const RECOVERY_BOUND: Duration = Duration::from_secs(120);
+
+/// Runs one scenario and returns its report (not yet asserted).
+pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
+    let wall = Instant::now();
+    let mut fx = match fault {
+        Fault::ClusterNodeKill => Fixture::cluster(name).await,
+        Fault::PluginSwap => Fixture::single(name, true).await,
+        _ => Fixture::single(name, false).await,
+    };
+    let urls = fx.urls();
+    let topology = match fault {
+        Fault::ClusterNodeKill => "3-node JetStream cluster (bucket R3), 2 spec-hosts".to_string(),
+        _ => "1 nats-server, 2 spec-hosts".to_string(),
+    };
+    // In the cluster the providers listen on the nodes that stay up: core
+    // NATS drops what a disconnected subscriber misses, for any provider.
+    let victim = match fault {
+        Fault::ClusterNodeKill => Some(bucket_leader(&fx).await),
+        _ => None,
+    };
+    let provider_urls: Vec<String> = urls
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != victim)
+        .map(|(_, u)| u.clone())
+        .collect();
+    let recorder = Recorder::start(connect(&provider_urls).await, &fx.lattice).await;
+    let side = connect(&urls).await;
+
+    let plan = cfg.plan;
+    let (load, gate) = load::start(&urls, &fx.lattice, plan, fault != Fault::None).await;
+    let bad = match fault {
+        Fault::None | Fault::PluginSwap => {
+            let (client, lattice) = (side.clone(), fx.lattice.clone());
+            let (n, seed) = (cfg.bad_inputs, plan.seed);
+            Some(tokio::spawn(async move {
+                checks::bad_inputs(&client, &lattice, n, seed).await
+            }))
+        }
+        _ => None,
+    };
+    let mut faults = Vec::new();
+    let mut problems = Vec::new();
+    let mut poison = (0, 0);
+    if fault != Fault::None {
+        load.reached(plan.ops / 3, RECOVERY_BOUND * 2).await;
+        let at = load.progress.total();
+        match fault {
+            Fault::NatsKill => {
+                fx.nats[0].kill();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                fx.nats[0].restart().await.expect("nats-server restarts");
+                let restarted = Instant::now();
+                let back = load
+                    .progress
+                    .first_ack_sent_after(restarted, RECOVERY_BOUND)
+                    .await;
+                faults.push(format!(
+                    "kill -9 nats-server at op {at}, down 1.0 s, restarted on the same store dir; an op sent after the restart acknowledged {:.1} s after it",
+                    back.as_secs_f64()
+                ));
+            }
+            Fault::HostKill => {
+                let pid = fx.hosts[0].pid().unwrap_or_default();
+                fx.hosts[0].kill9();
+                // Its last deliveries have arrived; its provider restarts
+                // with it.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                recorder.reset(PROVIDERS[0]).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                fx.hosts[0].restart();
+                let t = Instant::now();
+                fx.wait_hosts(&["host-a", "host-b"], RECOVERY_BOUND).await;
+                faults.push(format!(
+                    "kill -9 spec-host host-a (pid {pid}) at op {at}, down 1.3 s, restarted; serving again {:.1} s after the restart",
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+            Fault::ClusterNodeKill => {
+                let i = victim.expect("a victim");
+                let leader_now = bucket_leader(&fx).await;
+                fx.nats[i].kill();
+                let killed_at = Instant::now();
+                let writable = load
+                    .progress
+                    .first_ack_sent_after(killed_at, RECOVERY_BOUND)
+                    .await;
+                // The lattice must keep serving on two nodes.
+                let acked = load.progress.acked.load(Ordering::Relaxed);
+                let want = acked + (plan.clients * plan.ops / 6).max(1) as u64;
+                let deadline = Instant::now() + RECOVERY_BOUND;
+                while load.progress.acked.load(Ordering::Relaxed) < want {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the cluster stopped serving with node {} down",
+                        fx.node_names[i]
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let served = load.progress.acked.load(Ordering::Relaxed) - acked;
+                let down = killed_at.elapsed();
+                fx.nats[i].restart().await.expect("node restarts");
+                let caught_up = replicas_current(&fx).await;
+                fx.wait_hosts(&["host-a", "host-b"], RECOVERY_BOUND).await;
+                faults.push(format!(
+                    "kill -9 cluster node {} ({} of the bucket) at op {at}; first op sent after the kill acknowledged {:.1} s after it; {served} ops acknowledged on the 2 others during {:.1} s down; restarted, its replica current again {caught_up:.1} s later",
+                    fx.node_names[i],
+                    if leader_now == i { "the leader" } else { "a replica" },
+                    writable.as_secs_f64(),
+                    down.as_secs_f64()
+                ));
+            }
+            Fault::PluginSwap => {
+                let ctl = ctl_client(&urls, &fx.lattice).await;
+                let pids: Vec<_> = fx.hosts.iter().map(|h| h.pid()).collect();
+                let t = Instant::now();
+                fx.swap_plugin_file(test_artifacts::PLUGIN_FAULTY_WASM);
+                wait_versions(&mut fx, true).await;
+                let swapped = t.elapsed();
+                let acked = load.progress.acked.load(Ordering::Relaxed);
+                let (sent, refused, bad, example) = checks::poison_pills(&ctl, cfg.poison).await;
+                poison = (sent, refused);
+                problems.extend(bad);
+                for h in &mut fx.hosts {
+                    h.assert_running();
+                }
+                let t = Instant::now();
+                fx.swap_plugin_file(spec_host::bundled::PLUGIN_PATH);
+                wait_versions(&mut fx, false).await;
+                assert_eq!(
+                    pids,
+                    fx.hosts.iter().map(|h| h.pid()).collect::<Vec<_>>(),
+                    "no host restarted"
+                );
+                faults.push(format!(
+                    "plugin swap of both hosts to the +faulty build at op {at} ({:.1} s until both ran it)",
+                    swapped.as_secs_f64()
+                ));
+                let during = load.progress.acked.load(Ordering::Relaxed) - acked;
+                if during == 0 {
+                    problems
+                        .push("no load operation acknowledged while poison pills trapped".into());
+                }
+                faults.push(format!(
+                    "{sent} puts on poison-pill, each a trap in the plugin, {during} load ops acknowledged meanwhile; swapped back ({:.1} s)",
+                    t.elapsed().as_secs_f64()
+                ));
+                faults.push(format!(
+                    "poison-pill reply: {}",
+                    first_and_last_line(&example.unwrap_or_default())
+                ));
+            }
+            Fault::None => {}
+        }
+        gate.close();
+    }
+    let (mut out, load_time) = load.join(Duration::from_secs(900)).await;
+    let bad_inputs = match bad {
+        Some(task) => {
+            let (sent, refused, bad) = task.await.expect("bad input task");
+            problems.extend(bad);
+            (sent, refused)
+        }
+        None => (0, 0),
+    };
+    // The service answers after the fault without anyone stepping in.
+    let probe_ctl = ctl_client(&urls, &fx.lattice).await;
+    checks::probe(&probe_ctl, &mut out, RECOVERY_BOUND).await;
+
+    // Without a connection fault, no request may fail: not during a swap,
+    // not beside a request that traps.
+    if matches!(fault, Fault::None | Fault::PluginSwap) && out.unacked > 0 {
+        problems.push(format!(
+            "{} load operations failed without a connection fault",
+            out.unacked
+        ));
+    }
+    let (stored, odd) = checks::read_store(&side, &fx.lattice).await;
+    problems.extend(odd);
+    let stored_links: usize = stored.values().map(|l| l.len()).sum();
+    // What wasmCloud's client reads back through link.get is the store.
+    match checks::ctl_view(&probe_ctl).await {
+        Ok(view) if view == stored => {}
+        Ok(view) => problems.push(format!(
+            "link.get lists {} links, the bucket holds {stored_links}: {view:?}",
+            view.values().map(|l| l.len()).sum::<usize>()
+        )),
+        Err(e) => problems.push(e),
+    }
+    let findings = model::compare(&out.model, &stored, &out.wrong_replies);
+    let (hosts, sync_time) =
+        match checks::hosts_in_sync(&side, &fx.lattice, stored_links, RECOVERY_BOUND).await {
+            Ok(h) => h,
+            Err(e) => {
+                problems.push(e);
+                (Vec::new(), RECOVERY_BOUND)
+            }
+        };
+    let (mismatches, settle_time, at_first) = recorder
+        .check(&PROVIDERS, &stored, Duration::from_secs(15))
+        .await;
+    // Which of them the provider's host did publish (its log says so).
+    let logs: Vec<String> = fx.hosts.iter().map(|h| h.log_text()).collect();
+    let published_then_lost = mismatches
+        .iter()
+        .filter(|m| match m {
+            Mismatch::Link { provider, .. } => PROVIDERS
+                .iter()
+                .position(|p| p == provider)
+                .is_some_and(|i| m.published_by_host(&logs[i])),
+            Mismatch::Odd(_) => false,
+        })
+        .count();
+    let provider_mismatches: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
+    let late: Vec<String> = at_first.iter().map(ToString::to_string).collect();
+    for h in &mut fx.hosts {
+        h.assert_running();
+    }
+    Report {
+        scenario: name,
+        topology,
+        plan,
+        out,
+        load_time,
+        faults,
+        bad_inputs,
+        poison,
+        problems,
+        findings,
+        stored_links,
+        deliveries: recorder.deliveries(),
+        resets: recorder.resets(),
+        held: recorder.held(),
+        provider_mismatches,
+        published_then_lost,
+        late,
+        nats_crashed: matches!(fault, Fault::NatsKill | Fault::ClusterNodeKill),
+        hosts,
+        sync_time,
+        settle_time,
+        wall: wall.elapsed(),
+    }
+}
+
+/// A multi-line error (a wasm backtrace) in one line: its first and last.
+fn first_and_last_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    match lines.next_back() {
+        Some(last) => format!("{first} … {last}"),
+        None => first,
+    }
+}
+
+/// Index of the node leading the spec bucket's stream (bounded retries).
+async fn bucket_leader(fx: &Fixture) -> usize {
+    let js = jetstream::new(connect(&fx.urls()).await);
+    let stream = format!("KV_{}", subjects::spec_bucket(&fx.lattice));
+    let deadline = Instant::now() + RECOVERY_BOUND;
+    loop {
+        if let Ok(mut s) = js.get_stream(&stream).await {
+            if let Ok(info) = s.info().await {
+                let leader = info.cluster.as_ref().and_then(|c| c.leader.clone());
+                if let Some(i) = leader.and_then(|l| fx.node_names.iter().position(|n| *n == l)) {
+                    return i;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "{stream} has no leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Seconds until the spec bucket has a leader and two current replicas
+/// (bounded).
+async fn replicas_current(fx: &Fixture) -> f64 {
+    let t = Instant::now();
+    let js = jetstream::new(connect(&fx.urls()).await);
+    let stream = format!("KV_{}", subjects::spec_bucket(&fx.lattice));
+    loop {
+        if let Ok(mut s) = js.get_stream(&stream).await {
+            if let Ok(info) = s.info().await {
+                if let Some(c) = &info.cluster {
+                    let replicas = c.replicas.iter().filter(|p| p.current && !p.offline);
+                    if c.leader.is_some() && replicas.count() == 2 {
+                        return t.elapsed().as_secs_f64();
+                    }
+                }
+            }
+        }
+        assert!(
+            t.elapsed() < RECOVERY_BOUND,
+            "{stream} replicas not current within {RECOVERY_BOUND:?} of the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until both hosts run the faulty build (`faulty`) or not.
+async fn wait_versions(fx: &mut Fixture, faulty: bool) {
+    let client = connect(&fx.urls()).await;
+    let deadline = Instant::now() + RECOVERY_BOUND * 2;
+    loop {
+        for h in &mut fx.hosts {
+            h.assert_running();
+        }
+        let statuses =
+            spec_host::serve::collect_status(&client, &fx.lattice, Duration::from_millis(300))
+                .await
+                .unwrap_or_default();
+        let done = statuses.len() == 2
+            && statuses
+                .iter()
+                .all(|s| s.plugin.version.ends_with("+faulty") == faulty);
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plugin swap (faulty = {faulty}) not done: {:?}",
+            statuses
+                .iter()
+                .map(|s| (&s.host_id, &s.plugin.version))
+                .collect::<Vec<_>>()
+        );
+    }
+}
