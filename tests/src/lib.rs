@@ -107,7 +107,7 @@ pub struct NatsHost {
 /// Opens `lattice` on `url` and starts a following host with these local
 /// providers; returns once the follower's watch is up.
 pub async fn nats_host(url: &str, lattice: &str, providers: &[&str]) -> NatsHost {
-    use spec_host::nats::{Follower, Lattice, LatticeOptions, LocalProvider};
+    use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
     let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
         Ok(l) => l,
         Err(e) => panic!("opening the lattice: {e:?}"),
@@ -130,7 +130,7 @@ pub async fn nats_host(url: &str, lattice: &str, providers: &[&str]) -> NatsHost
         Ok(h) => h,
         Err(e) => panic!("starting the plugin: {e:?}"),
     };
-    let mut follower = Follower::new(lattice.specs.clone(), host.clone()).spawn();
+    let mut follower = lattice.follower(host.clone()).spawn();
     follower.ready().await;
     NatsHost {
         host,

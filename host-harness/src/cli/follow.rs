@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use crate::nats::{Follower, Lattice};
+use crate::nats::Lattice;
 use crate::plugin::SpecHost;
 
 /// Resolves on SIGINT or SIGTERM.
@@ -33,7 +33,7 @@ pub(crate) async fn shutdown_signal() {
 }
 
 pub(crate) async fn run(host: &SpecHost, lattice: &Lattice, json: bool) -> anyhow::Result<()> {
-    let mut handle = Follower::new(lattice.specs.clone(), host.clone()).spawn();
+    let mut handle = lattice.follower(host.clone()).spawn();
     handle.ready().await;
     let version = host
         .plugin_version()

@@ -50,6 +50,7 @@ pub struct FollowStats {
 pub struct Follower {
     bucket: kv::Store,
     host: SpecHost,
+    reconnects: Option<watch::Receiver<u64>>,
 }
 
 /// A running follower: stop it, or wait until its watch is up.
@@ -79,7 +80,18 @@ impl FollowerHandle {
 impl Follower {
     /// A follower of `bucket` for `host`.
     pub fn new(bucket: kv::Store, host: SpecHost) -> Self {
-        Follower { bucket, host }
+        Follower {
+            bucket,
+            host,
+            reconnects: None,
+        }
+    }
+
+    /// Re-creates the watch (from the last position) whenever `reconnects`
+    /// changes, i.e. when the NATS connection is back after an outage.
+    pub fn with_reconnects(mut self, reconnects: watch::Receiver<u64>) -> Self {
+        self.reconnects = Some(reconnects);
+        self
     }
 
     /// Starts following in a task.
@@ -97,11 +109,12 @@ impl Follower {
     }
 
     async fn run(
-        self,
+        mut self,
         mut stop: watch::Receiver<bool>,
         ready: watch::Sender<bool>,
         stats: Arc<FollowStats>,
     ) {
+        let mut reconnects = self.reconnects.take();
         // Highest stream revision handled: a new watch resumes after it.
         let mut position: u64 = 0;
         let mut backoff = Duration::from_millis(100);
@@ -127,8 +140,18 @@ impl Follower {
             stats.watches.fetch_add(1, Ordering::Relaxed);
             let _ = ready.send(true);
             loop {
+                let reconnected = async {
+                    match reconnects.as_mut() {
+                        Some(r) => r.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
                 let next = tokio::select! {
                     _ = stop.changed() => return,
+                    true = reconnected => {
+                        tracing::info!(position, "NATS connection is back; resuming the watch");
+                        break;
+                    }
                     next = entries.next() => next,
                 };
                 match next {

@@ -100,23 +100,33 @@ pub struct Lattice {
     pub specs: jetstream::kv::Store,
     /// `CONFIGDATA_{lattice}`.
     pub configs: jetstream::kv::Store,
+    /// Counts the connection's (re)connects: watchers start anew on a change.
+    reconnects: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Lattice {
     /// Connects, checks the server, and opens (or creates) the buckets.
     pub async fn open(options: LatticeOptions) -> Result<Self, LatticeError> {
         let url = options.url.clone();
+        let (reconnected, reconnects) = tokio::sync::watch::channel(0u64);
+        let reconnected = std::sync::Arc::new(reconnected);
         let connect = async_nats::ConnectOptions::new()
             .name("spec-host")
             .connection_timeout(options.connect_timeout)
             .request_timeout(Some(options.op_timeout))
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("disconnected from NATS; reconnecting")
+            .event_callback(move |event| {
+                let reconnected = std::sync::Arc::clone(&reconnected);
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            reconnected.send_modify(|n| *n += 1);
+                            tracing::info!("connected to NATS")
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("disconnected from NATS; reconnecting")
+                        }
+                        other => tracing::debug!(event = %other, "NATS event"),
                     }
-                    other => tracing::debug!(event = %other, "NATS event"),
                 }
             });
         let addrs: Vec<String> = url.split(',').map(|s| s.trim().to_string()).collect();
@@ -166,7 +176,17 @@ impl Lattice {
             options,
             specs,
             configs,
+            reconnects,
         })
+    }
+
+    /// A follower of the spec bucket for `host`, which re-creates its watch
+    /// as soon as the connection comes back after an outage (rather than
+    /// when the watch's idle heartbeat notices, seconds later).
+    pub fn follower(&self, host: crate::plugin::SpecHost) -> Follower {
+        let mut reconnects = self.reconnects.clone();
+        reconnects.borrow_and_update();
+        Follower::new(self.specs.clone(), host).with_reconnects(reconnects)
     }
 
     /// The spec bucket as the plugin's `keyvalue` backend.

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::backend::error_chain;
-use crate::nats::{subjects, Follower, Lattice};
+use crate::nats::{subjects, Lattice};
 use crate::plugin::{PluginEngine, SpecHost};
 use ctl::LinkOp;
 use status::PluginInfo;
@@ -113,7 +113,7 @@ pub async fn serve(
         .queue_subscribe(format!("{link_prefix}.*"), link_prefix.clone())
         .await?;
     let mut statuses = client.subscribe(subjects::status(&lattice_name)).await?;
-    let mut follower = Follower::new(service.lattice.specs.clone(), service.host.clone()).spawn();
+    let mut follower = service.lattice.follower(service.host.clone()).spawn();
     follower.ready().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let watcher = reload.map(|r| {
