@@ -208,9 +208,9 @@ async fn new_links_reach_local_source_and_target_providers_only() {
     let from_provider = Link::new("httpserver", "app", "wasi", "http", &["incoming-handler"]);
     h.host.put_link(from_provider.clone()).await.unwrap();
     h.host
-        .put_link(kv_link("app", "not-local"))
+        .put_link(kv_link("app", "not-local").named("other"))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let seen = h.notifier.take();
     assert_eq!(
         seen,
