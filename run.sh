@@ -66,9 +66,13 @@ run_tests() {
     log "clippy (guest, wasm32-wasip2)"
     CARGO_TARGET_DIR=target/wasm/clippy cargo clippy --locked --target wasm32-wasip2 -p spec-plugin -p trap-guest -- -D warnings
     log "tests"
-    cargo test --workspace --locked
+    mkdir -p target
+    cargo test --workspace --locked 2>&1 | tee target/test-output.log
     log "benchmarks, quick mode (figures only, nothing asserted)"
     cargo run --release --locked -p spec-bench -- --quick
+    # One closing line for the whole suite (cargo prints one per test
+    # binary, the last of which is an empty doc-test run).
+    awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 }
 
 cmd=${1:-demo}
