@@ -39,35 +39,15 @@ fn target_root(root: &Path) -> PathBuf {
         .join("wasm")
 }
 
-/// Installs the wasm32-wasip2 standard library through rustup when it is
-/// missing, so a fresh machine needs no manual step.
-fn ensure_target() {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    let installed = sysroot
-        .map(|s| s.join("lib/rustlib").join(TARGET).exists())
-        .unwrap_or(false);
-    if !installed {
-        let status = Command::new("rustup")
-            .args(["target", "add", TARGET])
-            .status();
-        if !matches!(status, Ok(s) if s.success()) {
-            panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed; install it by hand");
-        }
-    }
-}
-
 /// Builds every guest and exports its path to the crate being compiled.
 pub fn build_guests(guests: &[Guest<'_>]) {
     let root = workspace_root();
     for watched in [
         "wit",
-        "guest/src",
-        "guest/Cargo.toml",
+        "spec-model/src",
+        "spec-model/Cargo.toml",
+        "spec-plugin/src",
+        "spec-plugin/Cargo.toml",
         "test-guests",
         "Cargo.lock",
     ] {
@@ -88,7 +68,6 @@ pub fn build_guests(guests: &[Guest<'_>]) {
             );
             continue;
         }
-        ensure_target();
         let target_dir = target_root(&root).join(guest.dir);
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&root)

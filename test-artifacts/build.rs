@@ -1,7 +1,8 @@
 //! Builds the extra guests that tests and benchmarks load: a second build of the
 //! plugin (feature `alt-version`, for swaps), a build that traps on one id
-//! (feature `fault-injection`, for the reliability suite), a misbehaving
-//! guest and a component of another world. The
+//! (feature `fault-injection`, for the reliability suite), a build that
+//! cannot read the table's snapshot format (`foreign-snapshot`), a
+//! misbehaving guest and a component of the old 0.1 contract. The
 //! regular plugin comes from `spec-host`'s own build (`bundled`).
 
 #[path = "../build-support/guest_build.rs"]
@@ -20,6 +21,12 @@ fn main() {
             features: &["fault-injection"],
             dir: "plugin-faulty",
             env: "SPEC_PLUGIN_FAULTY_WASM",
+        },
+        guest_build::Guest {
+            package: "spec-plugin",
+            features: &["foreign-snapshot"],
+            dir: "plugin-foreign",
+            env: "SPEC_PLUGIN_FOREIGN_WASM",
         },
         guest_build::Guest {
             package: "trap-guest",

@@ -1,0 +1,191 @@
+//! `spec-bench`: the spec plugin through wasmtime (`SpecHost`) measured
+//! side by side with the same logic compiled natively (`NativeHost`), in
+//! one run, with the results as tables (stdout), JSON and SVG charts.
+//!
+//! Sections: 1. boundary cost on the in-memory store; 2. end to end on
+//! NATS (latency, throughput); 3. diff scaling against the seed's nested
+//! scan; 4. start to first request and swap under load; 5. memory.
+//! `--quick` runs the same sections with fewer repetitions (CI runs it; it
+//! asserts no timing and fails only when something breaks).
+//!
+//! Layout: [`native`] (the native twin of `SpecHost`; both sides use the
+//! same `spec-model` types, so nothing converts), [`sides`] (both behind one interface,
+//! A/B interleaving), a module per section (`e2e_table` prints section
+//! 2), [`report`] (targets and output), [`table`], [`chart`], [`stats`], [`fixtures`].
+
+mod boundary;
+mod chart;
+mod diff;
+mod e2e;
+mod e2e_table;
+mod fixtures;
+mod memory;
+mod native;
+mod report;
+mod sides;
+mod start;
+mod stats;
+mod swap;
+mod table;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use report::Results;
+
+/// Benchmarks of the spec plugin against the same logic compiled natively.
+#[derive(Parser)]
+#[command(name = "spec-bench", version)]
+struct Cli {
+    /// Fewer repetitions: the whole run takes well under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the raw numbers as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also draw SVG charts into DIR.
+    #[arg(long, value_name = "DIR")]
+    chart: Option<PathBuf>,
+    /// Run only these sections (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+    #[command(subcommand)]
+    probe: Option<Probe>,
+}
+
+/// The sections, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Section {
+    Boundary,
+    E2e,
+    Diff,
+    Start,
+    Swap,
+    Memory,
+}
+
+/// Child-process probes the bench runs itself as (not for direct use).
+#[derive(Subcommand)]
+enum Probe {
+    /// Start a host and serve one request; print the times as JSON.
+    #[command(hide = true)]
+    ProbeStart {
+        /// Use a component cache in DIR.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Build a table of LINKS links; print RSS before and after as JSON.
+    #[command(hide = true)]
+    ProbeMemory {
+        /// Links in the table.
+        #[arg(long)]
+        links: usize,
+        /// The native side instead of the plugin.
+        #[arg(long)]
+        native: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    // First thing: the start probe measures from here.
+    let main_started = Instant::now();
+    let cli = Cli::parse();
+    match &cli.probe {
+        Some(Probe::ProbeStart { cache }) => return start::probe(main_started, cache.as_deref()),
+        Some(Probe::ProbeMemory { links, native }) => return memory::probe(*native, *links),
+        None => {}
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    // The driver runs as a task on a worker thread, as a host's callers do
+    // (NATS handlers, the follower), not on the thread in `block_on`: a
+    // call to a worker task can then stay on one thread instead of waking
+    // another for every call and every answer.
+    let (quick, only) = (cli.quick, cli.only.clone());
+    let mut results = rt.block_on(async move {
+        tokio::spawn(run(quick, only))
+            .await
+            .context("the benchmark driver panicked")?
+    })?;
+    results.wall_s = main_started.elapsed().as_secs_f64();
+    results.targets = report::check_targets(&results);
+
+    for t in report::tables(&results) {
+        println!("{t}");
+    }
+    println!(
+        "{} run took {:.1} s.",
+        if cli.quick { "Quick" } else { "Full" },
+        results.wall_s
+    );
+    if let Some(path) = &cli.json {
+        report::write_json(&results, path)?;
+    }
+    if let Some(dir) = &cli.chart {
+        report::write_charts(&results, dir)?;
+    }
+    // Shut down without waiting for the hosts' idle workers.
+    rt.shutdown_background();
+    Ok(())
+}
+
+fn progress(text: &str) {
+    eprintln!("spec-bench: {text}");
+}
+
+async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
+    let wanted = |s: Section| only.is_empty() || only.contains(&s);
+    let engine = spec_host::PluginEngine::new().context("setting up the wasm engine")?;
+    let plugin = engine
+        .load_bytes(spec_host::bundled::PLUGIN)
+        .context("loading the bundled plugin")?;
+    let mut r = Results {
+        quick,
+        ..Results::default()
+    };
+    if wanted(Section::Boundary) {
+        progress("1/6 boundary cost on the in-memory store");
+        r.boundary = Some(
+            boundary::run(&plugin, quick)
+                .await
+                .context("boundary section")?,
+        );
+    }
+    if wanted(Section::E2e) {
+        progress("2/6 end to end on NATS");
+        r.e2e = Some(e2e::run(&plugin, quick).await.context("NATS section")?);
+    }
+    if wanted(Section::Diff) {
+        progress("3/6 diff scaling");
+        r.diff = Some(diff::run(&plugin, quick).await.context("diff section")?);
+    }
+    if wanted(Section::Start) {
+        progress("4/6 start to first request");
+        let start = tokio::task::spawn_blocking(move || start::run(quick))
+            .await
+            .context("the start section panicked")?;
+        r.start = Some(start.context("start section")?);
+    }
+    if wanted(Section::Swap) {
+        progress("5/6 swap under load");
+        r.swap = Some(
+            swap::run(&engine, &plugin, quick)
+                .await
+                .context("swap section")?,
+        );
+    }
+    if wanted(Section::Memory) {
+        progress("6/6 memory");
+        r.memory = Some(
+            memory::run(&plugin, quick)
+                .await
+                .context("memory section")?,
+        );
+    }
+    Ok(r)
+}

@@ -1,0 +1,247 @@
+//! Support for the end-to-end tests: paths of the built guests and hosts
+//! started over in-memory backends.
+
+use std::sync::{Arc, OnceLock};
+
+use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_host::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
+
+/// The plugin as built for `spec-host` (the bundled one).
+pub const PLUGIN_WASM: &str = spec_host::bundled::PLUGIN_PATH;
+pub use test_artifacts::{
+    PLUGIN_ALT_WASM, PLUGIN_FAULTY_WASM, PLUGIN_FOREIGN_WASM, TRAP_GUEST_WASM, WRONG_WIT_GUEST_WASM,
+};
+
+/// One engine for every test in a binary: compiling a component takes
+/// tens of milliseconds, an engine's ticker thread is per engine.
+pub fn engine() -> &'static PluginEngine {
+    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| match PluginEngine::new() {
+        Ok(engine) => engine,
+        Err(e) => panic!("wasm engine: {e}"),
+    })
+}
+
+/// Loads a component file.
+pub fn load(path: &str) -> LoadedPlugin {
+    match engine().load_file(std::path::Path::new(path)) {
+        Ok(plugin) => plugin,
+        Err(e) => panic!("loading {path}: {e:?}"),
+    }
+}
+
+/// The regular plugin, compiled once per test binary.
+pub fn plugin() -> LoadedPlugin {
+    static PLUGIN: OnceLock<LoadedPlugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| load(PLUGIN_WASM)).clone()
+}
+
+/// A host over in-memory backends, with handles on both.
+pub struct MemoryHost {
+    /// The running plugin.
+    pub host: SpecHost,
+    /// Its store.
+    pub kv: MemoryKv,
+    /// Its provider deliveries.
+    pub notifier: RecordingNotifier,
+}
+
+/// Starts `plugin` over a fresh in-memory store, with these local providers.
+pub async fn start_with(
+    plugin: LoadedPlugin,
+    providers: &[&str],
+    limits: PluginLimits,
+) -> MemoryHost {
+    let kv = MemoryKv::new();
+    let notifier = RecordingNotifier::new(providers.iter().copied());
+    let host = match SpecHost::start(
+        plugin,
+        Arc::new(kv.clone()),
+        Arc::new(notifier.clone()),
+        limits,
+    )
+    .await
+    {
+        Ok(host) => host,
+        Err(e) => panic!("starting the plugin: {e:?}"),
+    };
+    MemoryHost { host, kv, notifier }
+}
+
+/// Starts the regular plugin with default limits.
+pub async fn start(providers: &[&str]) -> MemoryHost {
+    start_with(plugin(), providers, PluginLimits::default()).await
+}
+
+/// A nats-server of a test's own: free loopback port, JetStream, a fresh
+/// temporary store (`NATS_SERVER_BIN` picks the binary).
+pub struct Nats {
+    /// The running server.
+    pub server: spec_host::nats::LocalNatsServer,
+    /// Its store; removed when the fixture drops.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a test's own nats-server.
+pub async fn nats() -> Nats {
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("temp dir: {e}"),
+    };
+    let options = spec_host::nats::ServerOptions::new(dir.path().join("store"));
+    match spec_host::nats::LocalNatsServer::start(options).await {
+        Ok(server) => Nats { server, dir },
+        Err(e) => panic!("starting nats-server: {e}"),
+    }
+}
+
+/// A harness on a NATS lattice: plugin, JetStream KV, NATS deliveries for
+/// `providers`, and a follower of the bucket.
+pub struct NatsHost {
+    /// The running plugin.
+    pub host: SpecHost,
+    /// The lattice it uses.
+    pub lattice: spec_host::nats::Lattice,
+    /// The follower (stopped on drop of the runtime).
+    pub follower: spec_host::nats::FollowerHandle,
+}
+
+/// Opens `lattice` on `url` and starts a following host with these local
+/// providers; returns once the follower's watch is up.
+pub async fn nats_host(url: &str, lattice: &str, providers: &[&str]) -> NatsHost {
+    use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
+    let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
+        Ok(l) => l,
+        Err(e) => panic!("opening the lattice: {e:?}"),
+    };
+    let providers: Vec<LocalProvider> = providers
+        .iter()
+        .map(|p| match p.parse() {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    let host = match SpecHost::start(
+        plugin(),
+        Arc::new(lattice.key_value()),
+        Arc::new(lattice.notifier(providers)),
+        PluginLimits::default(),
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => panic!("starting the plugin: {e:?}"),
+    };
+    let mut follower = lattice.follower(host.clone()).spawn();
+    follower.ready().await;
+    NatsHost {
+        host,
+        lattice,
+        follower,
+    }
+}
+
+/// A `serve` loop of a test's own, stopped by [`Served::stop`].
+pub struct Served {
+    /// Its shared state.
+    pub service: Arc<spec_host::serve::Service>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    /// Asks it to stop and waits for `serve` to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+/// Serves `lattice` on `url` with these local providers; with
+/// `plugin_file`, the plugin comes from that file and is swapped when it
+/// changes. Returns once the service subscribed.
+pub async fn serve(
+    url: &str,
+    lattice: &str,
+    providers: &[&str],
+    plugin_file: Option<std::path::PathBuf>,
+) -> Served {
+    use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
+    use spec_host::serve::{status::PluginInfo, Reload, Service};
+    let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
+        Ok(l) => l,
+        Err(e) => panic!("opening the lattice: {e:?}"),
+    };
+    let local: Vec<LocalProvider> = providers
+        .iter()
+        .map(|p| LocalProvider {
+            id: p.to_string(),
+            key: p.to_string(),
+        })
+        .collect();
+    let engine = Arc::new(match PluginEngine::new() {
+        Ok(e) => e,
+        Err(e) => panic!("engine: {e}"),
+    });
+    let plugin = match &plugin_file {
+        Some(path) => match engine.load_file(path) {
+            Ok(p) => p,
+            Err(e) => panic!("loading {}: {e:?}", path.display()),
+        },
+        None => plugin(),
+    };
+    let digest = plugin.digest().to_string();
+    let host = match SpecHost::start(
+        plugin,
+        Arc::new(lattice.key_value()),
+        Arc::new(lattice.notifier(local)),
+        PluginLimits::default(),
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => panic!("starting the plugin: {e:?}"),
+    };
+    let version = host.plugin_version();
+    let info = PluginInfo {
+        version,
+        digest,
+        path: plugin_file.as_ref().map(|p| p.display().to_string()),
+    };
+    let ids = providers.iter().map(|p| p.to_string()).collect();
+    let service = Arc::new(Service::new(
+        host,
+        lattice,
+        format!("test-{}", std::process::id()),
+        ids,
+        info,
+    ));
+    let reload = plugin_file.map(|path| Reload { engine, path });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(spec_host::serve::serve(
+        Arc::clone(&service),
+        reload,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // Subscribed once a status request gets an answer from it.
+    for _ in 0..100 {
+        let found = spec_host::serve::collect_status(
+            &service.lattice.client,
+            &service.lattice.options.lattice,
+            std::time::Duration::from_millis(100),
+        )
+        .await;
+        if matches!(found, Ok(ref f) if !f.is_empty()) {
+            break;
+        }
+    }
+    Served {
+        service,
+        stop: Some(stop),
+        task,
+    }
+}

@@ -1,0 +1,447 @@
+//! The `spec-host` command line.
+//!
+//! Every command loads the plugin (the bundled build unless `--plugin`),
+//! starts it over the chosen backends and runs one operation through it.
+//! With `--store memory` the store lives as long as the process; `demo`
+//! runs a scripted session on it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::{ComponentSpecification, Link, UpdateReport};
+use crate::nats::LocalProvider;
+use crate::plugin::{
+    default_pool_size, ComponentCache, LoadedPlugin, PluginEngine, PluginLimits, SpecHost,
+};
+
+mod backends;
+mod demo;
+mod follow;
+mod local_server;
+mod output;
+
+/// Runs wasmCloud's component-spec logic as a WebAssembly plugin.
+#[derive(Debug, Parser)]
+#[command(name = "spec-host", version, about)]
+pub struct Cli {
+    /// NATS server URL(s) of the lattice, comma-separated. Without it,
+    /// spec-host runs its own local JetStream nats-server.
+    #[arg(long, global = true, env = "SPEC_HOST_NATS")]
+    pub nats: Option<String>,
+    /// Lattice name: specs live in LATTICEDATA_{lattice}.
+    #[arg(
+        long,
+        default_value = "default",
+        global = true,
+        env = "SPEC_HOST_LATTICE"
+    )]
+    pub lattice: String,
+    /// Where the local nats-server keeps its data (default: the user's data
+    /// directory, e.g. ~/.local/share/spec-host).
+    #[arg(long, global = true, env = "SPEC_HOST_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Replicas for buckets this host creates (a JetStream cluster).
+    #[arg(long, default_value_t = 1, global = true)]
+    pub replicas: usize,
+    /// Where specs are stored.
+    #[arg(long, value_enum, default_value_t = StoreKind::Nats, global = true)]
+    pub store: StoreKind,
+    /// Plugin component to run instead of the bundled one.
+    #[arg(long, global = true, env = "SPEC_HOST_PLUGIN")]
+    pub plugin: Option<PathBuf>,
+    /// A provider running on this host, `ID` or `ID=KEY` where KEY is the
+    /// subject token its link puts go to (default: the id). Repeatable.
+    #[arg(long = "provider", global = true)]
+    pub providers: Vec<LocalProvider>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Largest linear memory the plugin may use, in MiB.
+    #[arg(long, default_value_t = 256, global = true)]
+    pub memory_cap_mib: usize,
+    /// Plugin CPU time one call may use, in milliseconds.
+    #[arg(long, default_value_t = 2000, global = true)]
+    pub cpu_budget_ms: u64,
+    /// Wall-clock time one plugin call may take, waiting on NATS included,
+    /// in milliseconds.
+    #[arg(long, default_value_t = 5000, global = true)]
+    pub deadline_ms: u64,
+    /// Import calls (store reads and writes, deliveries) one plugin call may
+    /// make, plus one per key a listing returned.
+    #[arg(long, default_value_t = 1000, global = true)]
+    pub max_imports: u32,
+    /// Plugin instances that serve requests at once (default: 16 per core).
+    #[arg(long, global = true)]
+    pub pool_size: Option<usize>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Storage backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// A NATS JetStream lattice (`--nats`, or a local server).
+    Nats,
+    /// In this process's memory, gone when it exits.
+    Memory,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Component specifications.
+    #[command(subcommand)]
+    Spec(SpecCommand),
+    /// Links.
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// Show the plugin's version and digest.
+    Version,
+    /// Follow the lattice: apply every spec change written by any host to
+    /// this host's table and deliver link changes to its providers, until
+    /// interrupted.
+    Follow,
+    /// Serve the lattice: answer wasmCloud link requests
+    /// (wasmbus.ctl.v1.{lattice}.link.put|del|get) with the plugin, follow
+    /// the bucket, deliver to local providers, answer status requests, and
+    /// swap the plugin when the --plugin file changes or on SIGHUP. Stops on
+    /// SIGINT/SIGTERM after finishing requests in flight.
+    Serve {
+        /// This host's id in status replies (default: random).
+        #[arg(long)]
+        host_id: Option<String>,
+    },
+    /// Show every serving host of the lattice: plugin version and digest,
+    /// providers, link count.
+    Status {
+        /// How long to collect replies, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        wait_ms: u64,
+    },
+    /// A short scripted session: a link put reaching a provider, a
+    /// conflict rejected, a delete delivered, and the stored JSON.
+    Demo,
+}
+
+/// `spec …`
+#[derive(Debug, Subcommand)]
+pub enum SpecCommand {
+    /// Print the spec stored for a component.
+    Get {
+        /// Component id.
+        id: String,
+    },
+    /// Store a spec with a URL and no links (keeps nothing of an old one).
+    Put {
+        /// Component id.
+        id: String,
+        /// Image reference or file URL.
+        #[arg(long)]
+        url: String,
+    },
+    /// Delete a component's spec.
+    Delete {
+        /// Component id.
+        id: String,
+    },
+}
+
+/// `link …`
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Add or replace a link.
+    Put(LinkPutArgs),
+    /// Remove a link.
+    Del(LinkDelArgs),
+    /// List every link in the store.
+    List,
+}
+
+/// Flags of `link put`.
+#[derive(Debug, Args)]
+pub struct LinkPutArgs {
+    /// Source component id.
+    #[arg(long)]
+    pub source: String,
+    /// Target id.
+    #[arg(long)]
+    pub target: String,
+    /// WIT namespace, e.g. wasi.
+    #[arg(long)]
+    pub namespace: String,
+    /// WIT package, e.g. keyvalue.
+    #[arg(long)]
+    pub package: String,
+    /// Interface (repeatable).
+    #[arg(long = "interface", required = true)]
+    pub interfaces: Vec<String>,
+    /// Link name.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Source configuration name (repeatable).
+    #[arg(long = "source-config")]
+    pub source_config: Vec<String>,
+    /// Target configuration name (repeatable).
+    #[arg(long = "target-config")]
+    pub target_config: Vec<String>,
+}
+
+impl LinkPutArgs {
+    fn to_link(&self) -> Link {
+        Link {
+            source_id: self.source.clone(),
+            target: self.target.clone(),
+            name: self.name.clone(),
+            wit_namespace: self.namespace.clone(),
+            wit_package: self.package.clone(),
+            interfaces: self.interfaces.clone(),
+            source_config: self.source_config.clone(),
+            target_config: self.target_config.clone(),
+        }
+    }
+}
+
+/// Flags of `link del`.
+#[derive(Debug, Args)]
+pub struct LinkDelArgs {
+    /// Source component id.
+    #[arg(long)]
+    pub source: String,
+    /// WIT namespace.
+    #[arg(long)]
+    pub namespace: String,
+    /// WIT package.
+    #[arg(long)]
+    pub package: String,
+    /// Link name.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+}
+
+impl Cli {
+    fn limits(&self) -> PluginLimits {
+        PluginLimits {
+            memory_cap: self.memory_cap_mib.saturating_mul(1 << 20),
+            cpu_budget: Duration::from_millis(self.cpu_budget_ms),
+            deadline: Duration::from_millis(self.deadline_ms),
+            max_imports: self.max_imports,
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(backends::default_state_dir)
+    }
+
+    fn load_plugin(&self, engine: &PluginEngine) -> anyhow::Result<LoadedPlugin> {
+        let plugin = match &self.plugin {
+            Some(path) => engine.load_file(path),
+            None => engine.load_bytes(crate::bundled::PLUGIN),
+        };
+        plugin.context("loading the plugin")
+    }
+}
+
+/// Runs the command line; the process exit code follows the result.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Status { wait_ms } = cli.command {
+        return status(&cli, wait_ms).await;
+    }
+    let engine = PluginEngine::new()
+        .context("starting the wasm engine")?
+        .with_cache(ComponentCache::new(cli.state_dir().join("compiled")));
+    let engine = Arc::new(engine);
+    let plugin = cli.load_plugin(&engine)?;
+    let mut cli = cli;
+    if matches!(cli.command, Command::Demo) && !cli.providers.iter().any(|p| p.id == demo::PROVIDER)
+    {
+        cli.providers.push(LocalProvider {
+            id: demo::PROVIDER.to_string(),
+            key: demo::PROVIDER.to_string(),
+        });
+    }
+    let backends = backends::open(&cli).await?;
+    let outcome = run_with(&cli, &engine, plugin, &backends).await;
+    backends.shutdown().await;
+    outcome
+}
+
+async fn status(cli: &Cli, wait_ms: u64) -> anyhow::Result<()> {
+    let backends = backends::open(cli).await?;
+    let outcome = async {
+        let lattice = backends
+            .lattice
+            .as_ref()
+            .context("status needs a NATS lattice")?;
+        let wait = Duration::from_millis(wait_ms);
+        let found = crate::serve::collect_status(&lattice.client, &cli.lattice, wait).await?;
+        output::Printer { json: cli.json }.statuses(&found);
+        anyhow::Ok(())
+    }
+    .await;
+    backends.shutdown().await;
+    outcome
+}
+
+async fn run_with(
+    cli: &Cli,
+    engine: &Arc<PluginEngine>,
+    plugin: LoadedPlugin,
+    backends: &backends::Backends,
+) -> anyhow::Result<()> {
+    let digest = plugin.digest().to_string();
+    let host = SpecHost::start_with_pool(
+        plugin,
+        backends.kv.clone(),
+        backends.notify.clone(),
+        cli.limits(),
+        cli.pool_size.unwrap_or_else(default_pool_size),
+    )
+    .await
+    .context("starting the plugin")?;
+    if let Command::Demo = cli.command {
+        return demo::run(&host, backends, backends.recorder.clone(), cli.json).await;
+    }
+    if let Command::Serve { host_id } = &cli.command {
+        let lattice = backends
+            .lattice
+            .clone()
+            .context("serve needs a NATS lattice (not --store memory)")?;
+        let info = crate::serve::status::PluginInfo {
+            version: host.plugin_version(),
+            digest,
+            path: cli.plugin.as_ref().map(|p| p.display().to_string()),
+        };
+        let host_id = host_id.clone().unwrap_or_else(random_host_id);
+        let providers = cli.providers.iter().map(|p| p.id.clone()).collect();
+        let service = Arc::new(crate::serve::Service::new(
+            host.clone(),
+            lattice,
+            host_id,
+            providers,
+            info,
+        ));
+        let reload = cli.plugin.clone().map(|path| crate::serve::Reload {
+            engine: Arc::clone(engine),
+            path,
+        });
+        return crate::serve::serve(service, reload, follow::shutdown_signal()).await;
+    }
+    if let Command::Follow = cli.command {
+        let lattice = backends
+            .lattice
+            .as_ref()
+            .context("follow needs a NATS lattice (not --store memory)")?;
+        return follow::run(&host, lattice, cli.json).await;
+    }
+    // A fresh process knows no table: before a write, take it from the
+    // store, so that only real changes are delivered to providers.
+    if matches!(
+        cli.command,
+        Command::Spec(SpecCommand::Put { .. } | SpecCommand::Delete { .. })
+            | Command::Link(LinkCommand::Put(_) | LinkCommand::Del(_))
+    ) {
+        host.reload_from_store()
+            .await
+            .context("loading the link table")?;
+    }
+    let out = output::Printer { json: cli.json };
+    match &cli.command {
+        Command::Version => {
+            out.version(&host.plugin_version(), &digest);
+        }
+        Command::Spec(SpecCommand::Get { id }) => {
+            let spec = host.get_component_spec(id).await?;
+            out.spec(id, spec.as_ref());
+        }
+        Command::Spec(SpecCommand::Put { id, url }) => {
+            let spec = ComponentSpecification {
+                url: url.clone(),
+                links: Vec::new(),
+            };
+            let stored = host.store_component_spec(id, spec).await?;
+            out.stored(id, &stored);
+        }
+        Command::Spec(SpecCommand::Delete { id }) => {
+            let deleted = host.delete_component_spec(id).await?;
+            out.spec_deleted(id, &deleted);
+        }
+        Command::Link(LinkCommand::Put(args)) => {
+            let put = host.put_link(args.to_link()).await?;
+            out.link_put(&args.source, &put);
+        }
+        Command::Link(LinkCommand::Del(a)) => {
+            let del = host
+                .delete_link(&a.source, &a.namespace, &a.package, Some(&a.name))
+                .await?;
+            out.link_deleted(&del);
+        }
+        Command::Link(LinkCommand::List) => {
+            let listing = host.list_links().await?;
+            out.listing(&listing);
+        }
+        Command::Demo | Command::Follow | Command::Serve { .. } | Command::Status { .. } => {}
+    }
+    Ok(())
+}
+
+/// A host id for status replies: `spechost-` and 8 random hex digits.
+fn random_host_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // A randomly keyed hasher is a dependency-free random source.
+    let n = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("spechost-{:08x}", n as u32)
+}
+
+/// Lines describing what an update changed and delivered, for text output.
+pub(crate) fn update_lines(report: &UpdateReport) -> Vec<String> {
+    let show = |link: &Link| {
+        format!(
+            "{} -[{}:{}/{} ({})]-> {}",
+            link.source_id,
+            link.wit_namespace,
+            link.wit_package,
+            link.interfaces.join(","),
+            link.name,
+            link.target
+        )
+    };
+    let mut lines: Vec<String> = report
+        .removed
+        .iter()
+        .map(|l| format!("removed from the table: {}", show(l)))
+        .chain(
+            report
+                .added
+                .iter()
+                .map(|l| format!("new in the table: {}", show(l))),
+        )
+        .collect();
+    if report.delivered > 0 {
+        lines.push(format!(
+            "{} delivery(ies) to local providers",
+            report.delivered
+        ));
+    }
+    lines.extend(report.failures.iter().map(|f| {
+        let verb = match f.kind {
+            crate::model::DeliveryKind::Put => "put",
+            crate::model::DeliveryKind::Delete => "delete",
+        };
+        format!(
+            "FAILED {verb} to provider {}: {}: {}",
+            f.provider_id,
+            show(&f.link),
+            f.error
+        )
+    }));
+    lines
+}

@@ -1,0 +1,155 @@
+//! Errors at the library's boundaries.
+//!
+//! * [`SpecError`]: what the plugin itself answered (the WIT `spec-error`),
+//!   from [`spec_model`]: plain data that can be shown, compared and sent.
+//! * [`CallError`]: a plugin call that failed, either with a [`SpecError`] or
+//!   because the plugin misbehaved (trap, CPU or memory limit).
+//! * [`LoadError`]: a plugin that cannot be read, compiled or linked.
+
+use std::time::Duration;
+
+pub use spec_model::SpecError;
+
+use crate::backend::BoxError;
+
+/// A plugin call that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin answered with an error.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The plugin ran past its CPU budget for one call and was stopped.
+    #[error("plugin ran past its CPU budget of {limit:?} in {call}")]
+    CpuLimit {
+        /// The exported function called.
+        call: &'static str,
+        /// The budget.
+        limit: Duration,
+    },
+    /// The plugin tried to grow its memory past the cap and was stopped.
+    #[error("plugin tried to grow its memory past the cap of {cap} bytes in {call}")]
+    MemoryLimit {
+        /// The exported function called.
+        call: &'static str,
+        /// The cap.
+        cap: usize,
+    },
+    /// The call ran past its wall-clock deadline (waiting on the store
+    /// included) and was stopped.
+    #[error("plugin call {call} ran past its deadline of {limit:?}")]
+    Deadline {
+        /// The exported function called.
+        call: &'static str,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The call made more import calls than allowed (a plugin looping over
+    /// its imports) and was stopped.
+    #[error("plugin call {call} made more than {cap} import calls")]
+    ImportLimit {
+        /// The exported function called.
+        call: &'static str,
+        /// The cap.
+        cap: u32,
+    },
+    /// The plugin trapped.
+    #[error("plugin trapped in {call}")]
+    Trap {
+        /// The exported function called.
+        call: &'static str,
+        /// The trap, with wasm backtrace when there is one.
+        #[source]
+        source: BoxError,
+    },
+    /// No instance of the plugin could be made (instantiation or the table
+    /// restore failed); the next call tries again.
+    #[error("plugin could not be instantiated")]
+    Instantiate {
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// No plugin instance became free within the call deadline; the call
+    /// was not run.
+    #[error("no plugin instance free for {call} within {waited:?}; not run")]
+    Overloaded {
+        /// The exported function that would have been called.
+        call: &'static str,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// A new build cannot take over from the running one (e.g. it does not
+    /// read the table's snapshot format); the running one stays.
+    #[error("the build cannot take over: {0}")]
+    Incompatible(String),
+    /// The plugin host has shut down.
+    #[error("the plugin host has stopped")]
+    Stopped,
+}
+
+impl CallError {
+    /// The plugin's typed error, when that is what failed the call.
+    pub fn spec(&self) -> Option<&SpecError> {
+        match self {
+            CallError::Spec(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the plugin misbehaved (trap or limit), as opposed to
+    /// answering with an error.
+    pub fn is_plugin_fault(&self) -> bool {
+        matches!(
+            self,
+            CallError::CpuLimit { .. }
+                | CallError::MemoryLimit { .. }
+                | CallError::Deadline { .. }
+                | CallError::ImportLimit { .. }
+                | CallError::Trap { .. }
+        )
+    }
+}
+
+/// A plugin that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path}")]
+    Read {
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component for this engine.
+    #[error("plugin does not compile as a component")]
+    Compile {
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// The component speaks a contract version this host does not load.
+    #[error("plugin speaks {found}; this host loads lattice:spec {supported}")]
+    Contract {
+        /// What the component exports (e.g. `lattice:spec@0.1.0`).
+        found: String,
+        /// The versions this host loads.
+        supported: String,
+    },
+    /// The component does not fit the `spec-plugin` world (wrong WIT, or an
+    /// import the host does not grant).
+    #[error("plugin does not fit the lattice:spec/spec-plugin world")]
+    Link {
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// The engine could not be set up.
+    #[error("cannot set up the wasm engine")]
+    Engine {
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+}

@@ -1,0 +1,247 @@
+//! wasmCloud's link control protocol, answered by the plugin.
+//!
+//! Subjects (control interface 2.x, topic prefix `wasmbus.ctl`):
+//! `wasmbus.ctl.v1.{lattice}.link.put` (payload: a `Link`),
+//! `…link.del` (payload: `{source_id, name, wit_namespace, wit_package}`,
+//! name defaulting to `default`) and `…link.get` (no payload). Replies are
+//! `CtlResponse` JSON: `{"success":…,"message":…,"response":…}`, the
+//! response left out when there is none; success messages are wasmCloud
+//! v1.9's ("successfully set link", "successfully deleted link").
+//!
+//! A put is checked in the order that costs least: the payload, then the
+//! link against the plugin's rules, then its config names (at most
+//! [`MAX_CONFIG_NAMES`], looked up all at once), and only then written.
+//! `link.get` is answered from the table (no store reads), as wasmCloud
+//! answers it from its in-memory table.
+
+use serde::{Deserialize, Serialize};
+use spec_model::Link;
+
+use super::Service;
+use crate::backend::error_chain;
+use crate::nats::subjects;
+
+/// Config names one link may carry (source and target together). wasmCloud
+/// sets no limit; each name costs a store read per put, so a request with
+/// thousands would be a cheap way to load the store.
+pub const MAX_CONFIG_NAMES: usize = 64;
+
+/// wasmCloud's reply to a successful `link.put`.
+pub const PUT_OK: &str = "successfully set link";
+/// wasmCloud's reply to a successful `link.del`.
+pub const DEL_OK: &str = "successfully deleted link";
+
+/// The operations of the link API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkOp {
+    /// `link.put`
+    Put,
+    /// `link.del`
+    Del,
+    /// `link.get`
+    Get,
+}
+
+impl LinkOp {
+    /// The operation a request subject names, if any.
+    pub fn from_subject(lattice: &str, subject: &str) -> Option<LinkOp> {
+        let rest = subject.strip_prefix(&subjects::ctl_link_prefix(lattice))?;
+        match rest {
+            ".put" => Some(LinkOp::Put),
+            ".del" => Some(LinkOp::Del),
+            ".get" => Some(LinkOp::Get),
+            _ => None,
+        }
+    }
+
+    /// Name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkOp::Put => "link.put",
+            LinkOp::Del => "link.del",
+            LinkOp::Get => "link.get",
+        }
+    }
+}
+
+/// wasmCloud's `CtlResponse`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CtlResponse<T> {
+    /// Whether the request succeeded.
+    pub success: bool,
+    /// Context, e.g. why it failed.
+    pub message: String,
+    /// The data, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<T>,
+}
+
+impl<T: Serialize> CtlResponse<T> {
+    pub(crate) fn ok(message: &str, response: Option<T>) -> Self {
+        CtlResponse {
+            success: true,
+            message: message.to_string(),
+            response,
+        }
+    }
+}
+
+pub(crate) fn failure(message: String) -> CtlResponse<()> {
+    CtlResponse {
+        success: false,
+        message,
+        response: None,
+    }
+}
+
+fn default_link_name() -> String {
+    spec_model::DEFAULT_LINK_NAME.to_string()
+}
+
+/// Payload of `link.del` (wasmCloud's `DeleteInterfaceLinkDefinitionRequest`).
+#[derive(Debug, Deserialize)]
+struct DeleteRequest {
+    source_id: String,
+    #[serde(default = "default_link_name")]
+    name: String,
+    wit_namespace: String,
+    wit_package: String,
+}
+
+fn encode<T: Serialize>(response: &CtlResponse<T>) -> Vec<u8> {
+    // Plain structs of strings, bools and lists always encode; should that
+    // ever change, a hand-written failure still reaches the caller.
+    serde_json::to_vec(response).unwrap_or_else(|e| {
+        format!(r#"{{"success":false,"message":"cannot encode the reply: {e}"}}"#).into_bytes()
+    })
+}
+
+/// Outcome of one request: the reply bytes and whether it succeeded.
+pub struct Handled {
+    /// `CtlResponse` JSON.
+    pub reply: Vec<u8>,
+    /// For counters and logs.
+    pub success: bool,
+    /// The failure message, if any.
+    pub message: String,
+}
+
+impl Handled {
+    pub(crate) fn from<T: Serialize>(response: CtlResponse<T>) -> Handled {
+        Handled {
+            reply: encode(&response),
+            success: response.success,
+            message: if response.success {
+                String::new()
+            } else {
+                response.message
+            },
+        }
+    }
+}
+
+/// Answers one link request.
+pub async fn handle(service: &Service, op: LinkOp, payload: &[u8]) -> Handled {
+    match op {
+        LinkOp::Put => Handled::from(put(service, payload).await),
+        LinkOp::Del => Handled::from(del(service, payload).await),
+        LinkOp::Get => get(service),
+    }
+}
+
+/// `link.get`: every link in the table. A reply the server would refuse
+/// (over its `max_payload`) is replaced by an error that says so.
+fn get(service: &Service) -> Handled {
+    let links = service.host.links();
+    let count = links.len();
+    let handled = Handled::from(CtlResponse::ok("", Some(links)));
+    let limit = service.max_payload();
+    if handled.reply.len() > limit {
+        return Handled::from(failure(format!(
+            "the {count} links of the lattice make a {} byte reply, over the NATS server's max_payload of {limit} bytes; \
+             list them with `spec-host link list`",
+            handled.reply.len()
+        )));
+    }
+    handled
+}
+
+async fn put(service: &Service, payload: &[u8]) -> CtlResponse<()> {
+    let link: Link = match serde_json::from_slice(payload) {
+        Ok(link) => link,
+        Err(e) => return failure(format!("invalid link.put payload: {e}")),
+    };
+    if let Err(e) = service.host.check_link(&link).await {
+        return failure(error_chain(&e));
+    }
+    if let Err(message) = check_configs(service, &link).await {
+        return failure(message);
+    }
+    match service.host.put_link(link).await {
+        Ok(_) => CtlResponse::ok(PUT_OK, None),
+        Err(e) => failure(error_chain(&e)),
+    }
+}
+
+/// Every config a link names must exist in `CONFIGDATA_{lattice}`, as
+/// wasmCloud v1.9 requires — secret references (`SECRET…`) too, which live
+/// there as references (their values are never read by this host). All
+/// names are looked up at once; the message lists every missing one in
+/// wasmCloud's words.
+async fn check_configs(service: &Service, link: &Link) -> Result<(), String> {
+    let names: Vec<&str> = link.config_names().collect();
+    if names.len() > MAX_CONFIG_NAMES {
+        return Err(format!(
+            "the link names {} configurations; at most {MAX_CONFIG_NAMES} are allowed",
+            names.len()
+        ));
+    }
+    let configs = &service.lattice.configs;
+    let lookups = names.iter().map(|name| async move {
+        match configs.get(*name).await {
+            Ok(Some(_)) => None,
+            Ok(None) if name.starts_with(subjects::SECRET_PREFIX) => {
+                Some(format!("Secret reference {name} not found in config store"))
+            }
+            Ok(None) => Some(format!("Configuration {name} not found in config store")),
+            Err(e) => Some(format!(
+                "cannot check configuration {name:?}: {}",
+                error_chain(&e)
+            )),
+        }
+    });
+    let problems: Vec<String> = futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let listed: String = problems.iter().map(|p| format!("{p}. ")).collect();
+    Err(format!(
+        "Failed to validate configuration and secrets. {listed}"
+    ))
+}
+
+async fn del(service: &Service, payload: &[u8]) -> CtlResponse<()> {
+    let req: DeleteRequest = match serde_json::from_slice(payload) {
+        Ok(req) => req,
+        Err(e) => return failure(format!("invalid link.del payload: {e}")),
+    };
+    let result = service
+        .host
+        .delete_link(
+            &req.source_id,
+            &req.wit_namespace,
+            &req.wit_package,
+            Some(&req.name),
+        )
+        .await;
+    match result {
+        // Deleting a link that is not there succeeds: the request is
+        // idempotent, as in wasmCloud.
+        Ok(_) => CtlResponse::ok(DEL_OK, None),
+        Err(e) => failure(error_chain(&e)),
+    }
+}

@@ -1,0 +1,307 @@
+//! `spec-host serve`: a lattice service that answers wasmCloud's link
+//! control requests with the plugin, follows the spec bucket, delivers link
+//! changes to its local providers, reports its status and swaps its plugin
+//! live.
+//!
+//! [`serve`] takes an open lattice, a running [`SpecHost`] and a shutdown
+//! future, so tests drive it exactly as the binary does. On shutdown it
+//! stops taking requests, lets the ones in flight finish, stops the
+//! follower and returns.
+//!
+//! Every request — link put, del, get and status alike — goes through one
+//! bounded admission: at most [`Service::max_in_flight`] are handled at
+//! once, and one more is answered "busy" at once rather than queued. An
+//! admitted request runs concurrently with the others (request instances
+//! from the engine's pool); one that cannot get an instance within the
+//! call deadline is answered with an error and never run, since its caller
+//! has given up by then.
+
+pub mod ctl;
+pub mod reload;
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::backend::error_chain;
+use crate::nats::{subjects, Lattice};
+use crate::plugin::{PluginEngine, SpecHost};
+use ctl::LinkOp;
+use status::PluginInfo;
+
+/// Requests handled at once by default; more are answered "busy".
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Request counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Successful link requests.
+    pub ok: AtomicU64,
+    /// Failed link requests.
+    pub failed: AtomicU64,
+    /// Plugin swaps.
+    pub swaps: AtomicU64,
+    /// Requests answered "busy" (admission full).
+    pub busy: AtomicU64,
+}
+
+/// A serving host's shared state.
+pub struct Service {
+    /// The plugin.
+    pub host: SpecHost,
+    /// The lattice.
+    pub lattice: Lattice,
+    /// This host's id (status replies).
+    pub host_id: String,
+    /// Local provider ids.
+    pub providers: Vec<String>,
+    /// When it started.
+    pub started: Instant,
+    /// What it has answered.
+    pub counters: Counters,
+    plugin: RwLock<PluginInfo>,
+    admission: Arc<Semaphore>,
+    max_in_flight: usize,
+    follow: RwLock<Option<Arc<crate::nats::follow::FollowStats>>>,
+}
+
+impl Service {
+    /// A service over a running plugin and an open lattice.
+    pub fn new(
+        host: SpecHost,
+        lattice: Lattice,
+        host_id: String,
+        providers: Vec<String>,
+        plugin: PluginInfo,
+    ) -> Self {
+        Service {
+            host,
+            lattice,
+            host_id,
+            providers,
+            started: Instant::now(),
+            counters: Counters::default(),
+            plugin: RwLock::new(plugin),
+            admission: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            max_in_flight: MAX_IN_FLIGHT,
+            follow: RwLock::new(None),
+        }
+    }
+
+    /// Handles at most `n` requests at once (default [`MAX_IN_FLIGHT`]).
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        let n = n.max(1);
+        self.admission = Arc::new(Semaphore::new(n));
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Requests handled at once, at most.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.admission.available_permits()
+    }
+
+    /// The largest message the NATS server takes (a reply over it would be
+    /// refused).
+    pub fn max_payload(&self) -> usize {
+        self.lattice.client.server_info().max_payload
+    }
+
+    /// What the follower has done, once it runs.
+    pub fn follow_stats(&self) -> Option<Arc<crate::nats::follow::FollowStats>> {
+        self.follow
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The plugin running now.
+    pub fn plugin_info(&self) -> PluginInfo {
+        // Only whole values are ever written: a poisoned lock still holds one.
+        self.plugin
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_plugin_info(&self, info: PluginInfo) {
+        *self.plugin.write().unwrap_or_else(|p| p.into_inner()) = info;
+    }
+}
+
+/// Hot swap settings.
+pub struct Reload {
+    /// The engine to compile new builds with (and its cache).
+    pub engine: Arc<PluginEngine>,
+    /// The plugin file to watch.
+    pub path: PathBuf,
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    service: Arc<Service>,
+    reload: Option<Reload>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let lattice_name = service.lattice.options.lattice.clone();
+    let client = service.lattice.client.clone();
+    let link_prefix = subjects::ctl_link_prefix(&lattice_name);
+    let mut links = client
+        .queue_subscribe(format!("{link_prefix}.*"), link_prefix.clone())
+        .await?;
+    let mut statuses = client.subscribe(subjects::status(&lattice_name)).await?;
+    let mut follower = service.lattice.follower(service.host.clone()).spawn();
+    *service.follow.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&follower.stats));
+    follower.ready().await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let watcher = reload.map(|r| {
+        tokio::spawn(reload::watch_plugin(
+            Arc::clone(&service),
+            r.engine,
+            r.path,
+            stop_rx,
+        ))
+    });
+    tracing::info!(lattice = %lattice_name, host = %service.host_id, plugin = %service.plugin_info().version, "serving link requests");
+
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(msg) = links.next() => {
+                let Some(op) = LinkOp::from_subject(&lattice_name, msg.subject.as_str()) else {
+                    tracing::warn!(subject = %msg.subject, "not a link request; ignored");
+                    continue;
+                };
+                let Some(permit) = service.admit() else {
+                    reply(&service, msg.reply, busy_reply(&service)).await;
+                    continue;
+                };
+                let service = Arc::clone(&service);
+                tasks.spawn(async move {
+                    let handled = ctl::handle(&service, op, &msg.payload).await;
+                    drop(permit);
+                    let counter = if handled.success { &service.counters.ok } else { &service.counters.failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if handled.success {
+                        tracing::debug!(op = op.name(), "request served");
+                    } else {
+                        tracing::warn!(op = op.name(), error = %handled.message, "request failed");
+                    }
+                    reply(&service, msg.reply, handled.reply).await;
+                });
+            }
+            Some(msg) = statuses.next() => {
+                let Some(permit) = service.admit() else {
+                    let body = serde_json::to_vec(&status::Busy::of(&service)).unwrap_or_default();
+                    reply(&service, msg.reply, body).await;
+                    continue;
+                };
+                let service = Arc::clone(&service);
+                tasks.spawn(async move {
+                    let body = serde_json::to_vec(&status::current(&service));
+                    drop(permit);
+                    match body {
+                        Ok(body) => reply(&service, msg.reply, body).await,
+                        Err(e) => tracing::warn!(error = %e, "cannot encode the status"),
+                    }
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    tracing::info!(
+        in_flight = tasks.len(),
+        "shutting down: no new requests; finishing those in flight"
+    );
+    // Stop taking requests: unsubscribed, the queue group sends new ones to
+    // the other hosts of the lattice.
+    let _ = links.unsubscribe().await;
+    let _ = statuses.unsubscribe().await;
+    while tasks.join_next().await.is_some() {}
+    let _ = stop_tx.send(true);
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
+    follower.stop().await;
+    let _ = client.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+impl Service {
+    /// A place among the requests handled now, or `None` when full.
+    fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        match Arc::clone(&self.admission).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                self.counters.busy.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// The reply to a request that found admission full.
+fn busy_reply(service: &Service) -> Vec<u8> {
+    ctl::Handled::from(ctl::failure(format!(
+        "spec-host {} is busy ({} requests in flight); try again",
+        service.host_id,
+        service.max_in_flight()
+    )))
+    .reply
+}
+
+/// Sends a reply, if the request asked for one.
+async fn reply(service: &Service, to: Option<async_nats::Subject>, body: Vec<u8>) {
+    let Some(to) = to else {
+        tracing::debug!("request had no reply subject");
+        return;
+    };
+    if let Err(e) = service.lattice.client.publish(to, body.into()).await {
+        tracing::warn!(error = %error_chain(&e), "cannot send the reply");
+    }
+}
+
+/// Asks every serving host of `lattice` for its status, collecting replies
+/// for `wait`.
+pub async fn collect_status(
+    client: &async_nats::Client,
+    lattice: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<status::Status>> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(subjects::status(lattice), inbox, bytes::Bytes::new())
+        .await?;
+    client.flush().await?;
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        // A status message ("no responders") is the server's, not a host's.
+        if msg.status.is_some() {
+            continue;
+        }
+        match serde_json::from_slice::<status::Reply>(&msg.payload) {
+            Ok(status::Reply::Status(status)) => found.push(*status),
+            Ok(status::Reply::Busy(busy)) => {
+                tracing::warn!(host = %busy.host_id, "host too busy to report its status")
+            }
+            Err(e) => tracing::warn!(error = %e, "undecodable status reply"),
+        }
+    }
+    Ok(found)
+}

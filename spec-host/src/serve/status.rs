@@ -1,0 +1,114 @@
+//! What `spec-host status` shows: one JSON document per serving host.
+
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::Service;
+use crate::nats::subjects;
+
+/// The running plugin.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// Its `plugin-version` string.
+    pub version: String,
+    /// SHA-256 of its component bytes.
+    pub digest: String,
+    /// The file it came from; `None` for the bundled build.
+    pub path: Option<String>,
+}
+
+/// A serving host's status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// This host's id.
+    pub host_id: String,
+    /// Lattice served.
+    pub lattice: String,
+    /// Spec bucket.
+    pub bucket: String,
+    /// The plugin running now.
+    pub plugin: PluginInfo,
+    /// Local provider ids.
+    pub providers: Vec<String>,
+    /// Links in the host table.
+    pub links: usize,
+    /// Ids in the host table.
+    pub components: usize,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Link requests answered with success.
+    pub requests_ok: u64,
+    /// Link requests answered with an error.
+    pub requests_failed: u64,
+    /// Plugin swaps done.
+    pub swaps: u64,
+    /// Requests answered "busy" because admission was full.
+    #[serde(default)]
+    pub busy: u64,
+    /// Requests being handled now.
+    #[serde(default)]
+    pub in_flight: usize,
+    /// Plugin instances serving requests: how many may run at once.
+    #[serde(default)]
+    pub pool_size: usize,
+    /// Spec changes whose apply failed with a plugin fault and wait to be
+    /// tried again.
+    #[serde(default)]
+    pub pending_changes: u64,
+}
+
+/// What a host answers a status request with when it is too busy to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Busy {
+    /// This host's id.
+    pub host_id: String,
+    /// Always true.
+    pub busy: bool,
+}
+
+impl Busy {
+    /// The busy answer of `service`.
+    pub fn of(service: &Service) -> Busy {
+        Busy {
+            host_id: service.host_id.clone(),
+            busy: true,
+        }
+    }
+}
+
+/// A status reply: a status, or "busy".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// Too busy to answer.
+    Busy(Busy),
+    /// The status.
+    Status(Box<Status>),
+}
+
+/// The current status of `service`, from counters and the table's mirror
+/// (no plugin call, nothing that waits).
+pub fn current(service: &Service) -> Status {
+    let table = service.host.table_stats();
+    let pending = service
+        .follow_stats()
+        .map_or(0, |s| s.pending.load(Ordering::Relaxed));
+    Status {
+        host_id: service.host_id.clone(),
+        lattice: service.lattice.options.lattice.clone(),
+        bucket: subjects::spec_bucket(&service.lattice.options.lattice),
+        plugin: service.plugin_info(),
+        providers: service.providers.clone(),
+        links: table.links,
+        components: table.components,
+        uptime_secs: service.started.elapsed().as_secs(),
+        requests_ok: service.counters.ok.load(Ordering::Relaxed),
+        requests_failed: service.counters.failed.load(Ordering::Relaxed),
+        swaps: service.counters.swaps.load(Ordering::Relaxed),
+        busy: service.counters.busy.load(Ordering::Relaxed),
+        in_flight: service.in_flight(),
+        pool_size: service.host.pool_load().0,
+        pending_changes: pending,
+    }
+}

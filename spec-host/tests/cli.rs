@@ -1,0 +1,134 @@
+//! The `spec-host` binary as a user runs it: no server started by hand,
+//! data kept between runs, clear errors, clean shutdown on SIGTERM.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_spec-host");
+
+fn run(state: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("spec-host runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn specs_persist_across_runs_with_a_local_server() {
+    let state = tempfile::tempdir().unwrap();
+    let out = run(
+        state.path(),
+        &["spec", "put", "comp1", "--url", "ghcr.io/example/comp:1"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        state.path(),
+        &[
+            "link",
+            "put",
+            "--source",
+            "comp1",
+            "--target",
+            "kv",
+            "--namespace",
+            "wasi",
+            "--package",
+            "keyvalue",
+            "--interface",
+            "store",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // A new process, a new server on the same store: the data is there.
+    let out = run(state.path(), &["--json", "spec", "get", "comp1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["spec"]["url"], "ghcr.io/example/comp:1");
+    assert_eq!(doc["spec"]["links"][0]["target"], "kv");
+    // Bad input: a clear error and a failing exit code, nothing else.
+    let out = run(state.path(), &["spec", "get", "bad id"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid component id"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn an_unreachable_nats_fails_fast_and_clearly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = run(
+        state.path(),
+        &[
+            "--nats",
+            &format!("nats://127.0.0.1:{port}"),
+            "spec",
+            "get",
+            "x",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot connect to NATS"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(["--provider", "kvredis", "serve", "--host-id", "cli-test"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it answers status.
+    let started = Instant::now();
+    loop {
+        let out = run(state.path(), &["--json", "status", "--wait-ms", "300"]);
+        if String::from_utf8_lossy(&out.stdout).contains("cli-test") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never answered: {}",
+            text(&out)
+        );
+    }
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    // Its nats-server is gone too: the record file was removed.
+    assert!(!state.path().join("nats-server.json").exists());
+}
