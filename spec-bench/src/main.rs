@@ -14,11 +14,15 @@
 //! 2), [`report`] (targets and output), [`table`], [`chart`], [`stats`], [`fixtures`].
 
 mod boundary;
+mod catchup;
 mod chart;
 mod diff;
 mod e2e;
 mod e2e_table;
 mod fixtures;
+mod hosts;
+mod lattice;
+mod lattice_report;
 mod memory;
 mod native;
 mod report;
@@ -65,6 +69,8 @@ enum Section {
     Start,
     Swap,
     Memory,
+    Lattice,
+    CatchUp,
 }
 
 /// Child-process probes the bench runs itself as (not for direct use).
@@ -87,6 +93,14 @@ enum Probe {
         #[arg(long)]
         native: bool,
     },
+    /// Run `spec-host` with these arguments (the lattice sections serve
+    /// with it, in a process of its own).
+    #[command(hide = true)]
+    ProbeServe {
+        /// spec-host's own arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -96,6 +110,7 @@ fn main() -> Result<()> {
     match &cli.probe {
         Some(Probe::ProbeStart { cache }) => return start::probe(main_started, cache.as_deref()),
         Some(Probe::ProbeMemory { links, native }) => return memory::probe(*native, *links),
+        Some(Probe::ProbeServe { args }) => return hosts::probe_serve(args),
         None => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -149,7 +164,7 @@ async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
         ..Results::default()
     };
     if wanted(Section::Boundary) {
-        progress("1/6 boundary cost on the in-memory store");
+        progress("1/8 boundary cost on the in-memory store");
         r.boundary = Some(
             boundary::run(&plugin, quick)
                 .await
@@ -157,22 +172,22 @@ async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
         );
     }
     if wanted(Section::E2e) {
-        progress("2/6 end to end on NATS");
+        progress("2/8 end to end on NATS");
         r.e2e = Some(e2e::run(&plugin, quick).await.context("NATS section")?);
     }
     if wanted(Section::Diff) {
-        progress("3/6 diff scaling");
+        progress("3/8 diff scaling");
         r.diff = Some(diff::run(&plugin, quick).await.context("diff section")?);
     }
     if wanted(Section::Start) {
-        progress("4/6 start to first request");
+        progress("4/8 start to first request");
         let start = tokio::task::spawn_blocking(move || start::run(quick))
             .await
             .context("the start section panicked")?;
         r.start = Some(start.context("start section")?);
     }
     if wanted(Section::Swap) {
-        progress("5/6 swap under load");
+        progress("5/8 swap under load");
         r.swap = Some(
             swap::run(&engine, &plugin, quick)
                 .await
@@ -180,12 +195,20 @@ async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
         );
     }
     if wanted(Section::Memory) {
-        progress("6/6 memory");
+        progress("6/8 memory");
         r.memory = Some(
             memory::run(&plugin, quick)
                 .await
                 .context("memory section")?,
         );
+    }
+    if wanted(Section::Lattice) {
+        progress("7/8 lattice load: spec-host serve, wasmCloud v1.9 host, raw JetStream");
+        r.lattice = Some(lattice::run(quick).await.context("lattice section")?);
+    }
+    if wanted(Section::CatchUp) {
+        progress("8/8 catch-up");
+        r.catch_up = Some(catchup::run(quick).await.context("catch-up section")?);
     }
     Ok(r)
 }

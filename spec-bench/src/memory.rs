@@ -103,15 +103,24 @@ pub struct RssProbe {
 fn status_kib(field: &str) -> Result<u64> {
     let status =
         std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    field_kib(&status, field)
+}
+
+fn field_kib(status: &str, field: &str) -> Result<u64> {
     let line = status
         .lines()
         .find(|l| l.starts_with(field))
-        .ok_or_else(|| anyhow!("/proc/self/status has no {field}"))?;
+        .ok_or_else(|| anyhow!("/proc/…/status has no {field}"))?;
     let kib = line
         .split_whitespace()
         .nth(1)
         .ok_or_else(|| anyhow!("no number in {line:?}"))?;
     kib.parse().with_context(|| format!("parsing {line:?}"))
+}
+
+/// `VmRSS` in bytes from the text of a `/proc/PID/status`.
+pub fn vm_rss(status: &str) -> Option<u64> {
+    field_kib(status, "VmRSS:").ok().map(|kib| kib * 1024)
 }
 
 /// The child side: runs in `spec-bench probe-memory`.

@@ -27,6 +27,10 @@ pub struct Results {
     pub swap: Option<swap::Swap>,
     /// Section 5.
     pub memory: Option<Vec<memory::Row>>,
+    /// Section 7: lattice load against the wasmCloud host and the floor.
+    pub lattice: Option<crate::lattice::LatticeLoad>,
+    /// Section 8: catch-up.
+    pub catch_up: Option<crate::catchup::CatchUp>,
     /// The targets, checked.
     pub targets: Vec<Target>,
     /// Wall time of the whole run, seconds.
@@ -46,7 +50,7 @@ pub struct Target {
     pub met: bool,
 }
 
-fn target(name: &str, goal: &str, measured: String, met: bool) -> Target {
+pub(crate) fn target(name: &str, goal: &str, measured: String, met: bool) -> Target {
     Target {
         name: name.into(),
         goal: goal.into(),
@@ -143,6 +147,10 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
             m.plugin_linear < 64 << 20,
         ));
     }
+    out.extend(crate::lattice_report::targets(
+        r.lattice.as_ref(),
+        r.catch_up.as_ref(),
+    ));
     out
 }
 
@@ -260,6 +268,10 @@ pub fn tables(r: &Results) -> Vec<TextTable> {
     if let Some(m) = &r.memory {
         out.push(memory_table(m));
     }
+    out.extend(crate::lattice_report::tables(
+        r.lattice.as_ref(),
+        r.catch_up.as_ref(),
+    ));
     out.push(targets_table(&r.targets));
     out
 }
@@ -306,6 +318,8 @@ pub fn write_charts(r: &Results, dir: &Path) -> Result<()> {
         let svg = chart::log_log(
             "update-host-with-spec: diff time vs host table size",
             "links in the host table (log)",
+            "time per update (log)",
+            "µs",
             &series,
         );
         chart::write(dir, "diff_scaling.svg", &svg)?;
@@ -336,6 +350,16 @@ pub fn write_charts(r: &Results, dir: &Path) -> Result<()> {
     if !bars.is_empty() {
         let svg = chart::ratio_bars("Plugin / native latency", &bars);
         chart::write(dir, "latency_ratios.svg", &svg)?;
+    }
+    if let Some(l) = &r.lattice {
+        let svg = chart::log_log(
+            "link.put throughput against clients (one nats-server, 2 cores)",
+            "concurrent clients (log)",
+            "puts per second (log)",
+            "",
+            &crate::lattice_report::throughput_series(l),
+        );
+        chart::write(dir, "lattice_throughput.svg", &svg)?;
     }
     Ok(())
 }

@@ -84,11 +84,18 @@ pub struct Nats {
 
 /// Starts a test's own nats-server.
 pub async fn nats() -> Nats {
+    nats_with_max_payload(None).await
+}
+
+/// Starts a test's own nats-server that takes messages of at most
+/// `max_payload` bytes (`None`: the server's default, 1 MiB).
+pub async fn nats_with_max_payload(max_payload: Option<usize>) -> Nats {
     let dir = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(e) => panic!("temp dir: {e}"),
     };
-    let options = spec_host::nats::ServerOptions::new(dir.path().join("store"));
+    let mut options = spec_host::nats::ServerOptions::new(dir.path().join("store"));
+    options.max_payload = max_payload;
     match spec_host::nats::LocalNatsServer::start(options).await {
         Ok(server) => Nats { server, dir },
         Err(e) => panic!("starting nats-server: {e}"),
@@ -159,6 +166,20 @@ impl Served {
     }
 }
 
+/// How [`serve_with`] sets up a service.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    /// Local providers.
+    pub providers: Vec<String>,
+    /// The plugin comes from this file (and is swapped when it changes);
+    /// `None`: the bundled build.
+    pub plugin_file: Option<std::path::PathBuf>,
+    /// Limits of every plugin call (`None`: the defaults).
+    pub limits: Option<PluginLimits>,
+    /// Requests handled at once (`None`: the default).
+    pub max_in_flight: Option<usize>,
+}
+
 /// Serves `lattice` on `url` with these local providers; with
 /// `plugin_file`, the plugin comes from that file and is swapped when it
 /// changes. Returns once the service subscribed.
@@ -168,19 +189,38 @@ pub async fn serve(
     providers: &[&str],
     plugin_file: Option<std::path::PathBuf>,
 ) -> Served {
+    let options = ServeOptions {
+        providers: providers.iter().map(|p| p.to_string()).collect(),
+        plugin_file,
+        ..ServeOptions::default()
+    };
+    serve_with(url, lattice, options).await
+}
+
+/// Serves `lattice` on `url` as `options` say. Returns once the service
+/// subscribed.
+pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Served {
+    let ServeOptions {
+        providers,
+        plugin_file,
+        limits,
+        max_in_flight,
+    } = options;
     use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
     use spec_host::serve::{status::PluginInfo, Reload, Service};
     let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
         Ok(l) => l,
         Err(e) => panic!("opening the lattice: {e:?}"),
     };
+    // `ID` or `ID=KEY`, as on spec-host's command line.
     let local: Vec<LocalProvider> = providers
         .iter()
-        .map(|p| LocalProvider {
-            id: p.to_string(),
-            key: p.to_string(),
+        .map(|p| match p.parse() {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
         })
         .collect();
+    let ids: Vec<String> = local.iter().map(|p| p.id.clone()).collect();
     let engine = Arc::new(match PluginEngine::new() {
         Ok(e) => e,
         Err(e) => panic!("engine: {e}"),
@@ -197,7 +237,7 @@ pub async fn serve(
         plugin,
         Arc::new(lattice.key_value()),
         Arc::new(lattice.notifier(local)),
-        PluginLimits::default(),
+        limits.unwrap_or_default(),
     )
     .await
     {
@@ -210,14 +250,17 @@ pub async fn serve(
         digest,
         path: plugin_file.as_ref().map(|p| p.display().to_string()),
     };
-    let ids = providers.iter().map(|p| p.to_string()).collect();
-    let service = Arc::new(Service::new(
+    let mut service = Service::new(
         host,
         lattice,
         format!("test-{}", std::process::id()),
         ids,
         info,
-    ));
+    );
+    if let Some(n) = max_in_flight {
+        service = service.with_max_in_flight(n);
+    }
+    let service = Arc::new(service);
     let reload = plugin_file.map(|path| Reload { engine, path });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(spec_host::serve::serve(

@@ -174,10 +174,13 @@ async fn two_serving_hosts_share_the_work_and_the_deliveries() {
     let n = nats().await;
     let url = n.server.url();
     let a = serve(&url, "pair", &[], None).await;
-    let b = serve(&url, "pair", &["prov"], None).await;
+    // The provider's puts come on its key, as wasmCloud addresses a running
+    // provider (by xkey); the id subject also gets the answering host's
+    // lattice-wide copy, as v1.9's backwards-compatible put.
+    let b = serve(&url, "pair", &["prov=PROVXKEY"], None).await;
     let watcher = async_nats::connect(&url).await.unwrap();
     let mut puts = watcher
-        .subscribe(subjects::link_put("pair", "prov"))
+        .subscribe(subjects::link_put("pair", "PROVXKEY"))
         .await
         .unwrap();
     watcher.flush().await.unwrap();

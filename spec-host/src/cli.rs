@@ -19,6 +19,7 @@ use crate::plugin::{
 };
 
 mod backends;
+mod config;
 mod demo;
 mod follow;
 mod local_server;
@@ -100,6 +101,10 @@ pub enum Command {
     /// Links.
     #[command(subcommand)]
     Link(LinkCommand),
+    /// Named configurations (CONFIGDATA_{lattice}), as `wash config` keeps
+    /// them.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Show the plugin's version and digest.
     Version,
     /// Follow the lattice: apply every spec change written by any host to
@@ -253,6 +258,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Status { wait_ms } = cli.command {
         return status(&cli, wait_ms).await;
     }
+    if let Command::Config(command) = &cli.command {
+        return config::run(&cli, command).await;
+    }
     let engine = PluginEngine::new()
         .context("starting the wasm engine")?
         .with_cache(ComponentCache::new(cli.state_dir().join("compiled")));
@@ -386,7 +394,11 @@ async fn run_with(
             let listing = host.list_links().await?;
             out.listing(&listing);
         }
-        Command::Demo | Command::Follow | Command::Serve { .. } | Command::Status { .. } => {}
+        Command::Demo
+        | Command::Follow
+        | Command::Serve { .. }
+        | Command::Status { .. }
+        | Command::Config(_) => {}
     }
     Ok(())
 }

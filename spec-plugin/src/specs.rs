@@ -57,23 +57,45 @@ pub fn store_component_spec(
 }
 
 /// Deletes `id`'s spec; absent is fine and writes nothing.
+///
+/// A spec that still has links is first written without them (url kept,
+/// compare-and-swap) and only then deleted: wasmCloud v1.9 hosts ignore
+/// delete and purge markers in the bucket but apply a spec without links,
+/// so every host of a mixed lattice drops the links. A value that does not
+/// decode is deleted as it is.
 pub fn delete_component_spec(
     store: &mut impl Store,
     id: &str,
 ) -> Result<DeleteSpecResult, SpecError> {
     validate_id(id)?;
     let key = component_key(id);
-    if store.get(&key)?.is_none() {
+    for _ in 0..MAX_CAS_TRIES {
+        let Some(entry) = store.get(&key)? else {
+            return Ok(DeleteSpecResult {
+                existed: false,
+                revision: None,
+            });
+        };
+        if let Ok(spec) = decode_spec(&entry.value) {
+            if !spec.links.is_empty() {
+                let emptied = encode_spec(&ComponentSpecification {
+                    url: spec.url,
+                    links: Vec::new(),
+                });
+                match store.compare_and_swap(&key, emptied, Some(entry.revision)) {
+                    Ok(_) => {}
+                    Err(StoreError::RevisionMismatch(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let revision = store.delete(&key)?;
         return Ok(DeleteSpecResult {
-            existed: false,
-            revision: None,
+            existed: true,
+            revision: Some(revision),
         });
     }
-    let revision = store.delete(&key)?;
-    Ok(DeleteSpecResult {
-        existed: true,
-        revision: Some(revision),
-    })
+    Err(revision_conflict(&key))
 }
 
 /// Adds `link` to its source's spec, or replaces the link with the same
@@ -82,6 +104,13 @@ pub fn delete_component_spec(
 pub fn put_link(store: &mut impl Store, link: &Link) -> Result<PutLinkResult, SpecError> {
     validate_link(link)?;
     crate::inject_fault(&link.source_id, "poison-pill");
+    if cfg!(feature = "fault-injection") && link.source_id == "poison-loop" {
+        // Test-only: a plugin stuck looping over its imports, which no CPU
+        // budget stops; the host's deadline and import cap must.
+        loop {
+            store.get(&component_key(&link.source_id))?;
+        }
+    }
     let id = &link.source_id;
     let key = component_key(id);
     for _ in 0..MAX_CAS_TRIES {

@@ -4,8 +4,9 @@
 /// The plugin built with feature `alt-version` (a second build to swap to).
 pub const PLUGIN_ALT_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");
 /// The plugin built with feature `fault-injection`: `put-link` traps when
-/// the source id is `poison-pill`, applying a spec traps for the id
-/// `poison-apply`; its version ends in `+faulty`.
+/// the source id is `poison-pill` and loops over `get` for `poison-loop`,
+/// applying a spec traps for the id `poison-apply`; its version ends in
+/// `+faulty`.
 pub const PLUGIN_FAULTY_WASM: &str = env!("SPEC_PLUGIN_FAULTY_WASM");
 /// The plugin built with feature `foreign-snapshot`: it reads only table
 /// snapshot format 99, so it cannot take over a running table.

@@ -116,6 +116,32 @@ impl Printer {
         self.report(del.update.as_ref());
     }
 
+    pub fn config(&self, name: &str, map: Option<&std::collections::HashMap<String, String>>) {
+        if self.json {
+            print_json(&json!({ "name": name, "config": map }));
+            return;
+        }
+        match map {
+            None => println!("no configuration {name}"),
+            Some(map) => {
+                let mut pairs: Vec<_> = map.iter().collect();
+                pairs.sort();
+                println!("{name}:");
+                for (k, v) in pairs {
+                    println!("  {k}={v}");
+                }
+            }
+        }
+    }
+
+    pub fn config_deleted(&self, name: &str) {
+        if self.json {
+            print_json(&json!({ "name": name, "deleted": true }));
+        } else {
+            println!("deleted configuration {name}");
+        }
+    }
+
     pub fn statuses(&self, found: &[crate::serve::status::Status]) {
         if self.json {
             print_json(&found);

@@ -57,6 +57,9 @@ pub struct FollowStats {
     pub pending: AtomicU64,
     /// Times the watch was (re)established.
     pub watches: AtomicU64,
+    /// Whether the first watch has delivered every value the bucket held
+    /// when it started (the table is complete).
+    pub caught_up: std::sync::atomic::AtomicBool,
 }
 
 /// Applies bucket changes to a [`SpecHost`].
@@ -132,6 +135,10 @@ impl Follower {
         let mut position: u64 = 0;
         let mut backoff = Duration::from_millis(100);
         let mut parked = Parked::default();
+        // An empty bucket has no history to catch up with.
+        if matches!(self.bucket.status().await, Ok(s) if s.values() == 0) {
+            stats.caught_up.store(true, Ordering::Relaxed);
+        }
         loop {
             let watch = if position == 0 {
                 self.bucket.watch_with_history(">").await
@@ -192,9 +199,15 @@ impl Follower {
                     }
                     Some(Ok(entry)) => {
                         position = position.max(entry.revision);
+                        // `delta` counts what the consumer has yet to
+                        // deliver: zero once the history is through.
+                        let caught_up = entry.delta == 0;
                         if let Some(change) = Change::of(entry, &stats) {
                             self.apply(change, &stats, &mut parked).await;
                             stats.pending.store(parked.len(), Ordering::Relaxed);
+                        }
+                        if caught_up {
+                            stats.caught_up.store(true, Ordering::Relaxed);
                         }
                     }
                 }

@@ -1,8 +1,11 @@
 //! The NATS side: JetStream KV behind `keyvalue` ([`kv`]), provider
 //! deliveries as NATS messages ([`notify`]), following other hosts through
-//! the bucket ([`follow`]), a local nats-server ([`server`]) and the one
-//! place that spells every bucket name and subject ([`subjects`]).
+//! the bucket ([`follow`]), named configs ([`configs`]), wasmCloud's
+//! lattice events ([`events`]), a local nats-server ([`server`]) and the
+//! one place that spells every bucket name and subject ([`subjects`]).
 
+pub mod configs;
+pub mod events;
 pub mod follow;
 pub mod kv;
 pub mod notify;
@@ -17,7 +20,7 @@ use crate::backend::BoxError;
 
 pub use follow::{Follower, FollowerHandle};
 pub use kv::JetStreamKv;
-pub use notify::{LocalProvider, NatsNotifier};
+pub use notify::{LinkDefs, LocalProvider, NatsNotifier};
 pub use server::{LocalNatsServer, ServerOptions};
 
 /// How to reach and use a lattice.
@@ -198,15 +201,19 @@ impl Lattice {
         )
     }
 
-    /// Provider deliveries for these local providers.
-    pub fn notifier(&self, providers: Vec<LocalProvider>) -> NatsNotifier {
-        NatsNotifier::new(
+    /// Link definitions published on this lattice.
+    pub fn link_defs(&self) -> LinkDefs {
+        LinkDefs::new(
             self.client.clone(),
             &self.options.lattice,
-            providers,
             self.configs.clone(),
             self.options.op_timeout,
         )
+    }
+
+    /// Provider deliveries for these local providers.
+    pub fn notifier(&self, providers: Vec<LocalProvider>) -> NatsNotifier {
+        NatsNotifier::new(self.link_defs(), providers)
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::subjects;
 use crate::backend::{error_chain, NotifyError, ProviderNotify};
-use crate::model::Link;
+use spec_model::Link;
 
 /// A provider running on this host: its id and the key its link puts are
 /// addressed to (wasmCloud uses the provider's xkey; by default the id).
@@ -75,12 +75,15 @@ pub struct InterfaceLinkDefinition<'a> {
     target_secrets: Option<Vec<u8>>,
 }
 
-/// Publishes link changes to the providers of this host.
+/// Publishes wasmCloud link definitions on a lattice: the one place that
+/// resolves a link's configs and writes `linkdefs.put` / `linkdefs.del`,
+/// for deliveries to this host's providers ([`NatsNotifier`]) and for the
+/// lattice-wide, id-addressed messages a `link.put`/`link.del` answer
+/// sends (as wasmCloud v1.9 does).
 #[derive(Clone)]
-pub struct NatsNotifier {
+pub struct LinkDefs {
     client: async_nats::Client,
     lattice: String,
-    providers: Vec<LocalProvider>,
     configs: kv::Store,
     timeout: Duration,
 }
@@ -101,29 +104,20 @@ enum ConfigError {
     },
 }
 
-impl NatsNotifier {
-    /// A notifier for these local providers.
+impl LinkDefs {
+    /// Link definitions on `lattice`, configs from `configs`.
     pub fn new(
         client: async_nats::Client,
         lattice: &str,
-        providers: Vec<LocalProvider>,
         configs: kv::Store,
         timeout: Duration,
     ) -> Self {
-        NatsNotifier {
+        LinkDefs {
             client,
             lattice: lattice.to_string(),
-            providers,
             configs,
             timeout,
         }
-    }
-
-    fn provider(&self, id: &str) -> Result<&LocalProvider, NotifyError> {
-        self.providers
-            .iter()
-            .find(|p| p.id == id)
-            .ok_or_else(|| NotifyError::NoSuchProvider(id.to_string()))
     }
 
     /// Merges the named configs in order; a missing config contributes
@@ -194,11 +188,57 @@ impl NatsNotifier {
             target_secrets: None,
         }
     }
+
+    /// Sends `link` with its configs resolved to
+    /// `wasmbus.rpc.{lattice}.{token}.linkdefs.put`.
+    pub async fn put(&self, token: &str, link: &Link) -> Result<(), NotifyError> {
+        let resolve = |names| async move {
+            self.resolve(names)
+                .await
+                .map_err(|e| NotifyError::DeliveryFailed(error_chain(&e)))
+        };
+        let source_config = resolve(&link.source_config).await?;
+        let target_config = resolve(&link.target_config).await?;
+        let payload = encode(&Self::definition(link, source_config, target_config))?;
+        self.publish(subjects::link_put(&self.lattice, token), payload)
+            .await
+    }
+
+    /// Sends `link` (configs empty) to
+    /// `wasmbus.rpc.{lattice}.{token}.linkdefs.del`.
+    pub async fn delete(&self, token: &str, link: &Link) -> Result<(), NotifyError> {
+        // A removed link's configs may be gone already and a provider has no
+        // use for them: deletes carry empty maps, as wasmCloud's do.
+        let payload = encode(&Self::definition(link, HashMap::new(), HashMap::new()))?;
+        self.publish(subjects::link_del(&self.lattice, token), payload)
+            .await
+    }
 }
 
 fn encode(def: &InterfaceLinkDefinition<'_>) -> Result<Vec<u8>, NotifyError> {
     serde_json::to_vec(def)
         .map_err(|e| NotifyError::DeliveryFailed(format!("encoding the link: {e}")))
+}
+
+/// Publishes link changes to the providers of this host.
+#[derive(Clone)]
+pub struct NatsNotifier {
+    defs: LinkDefs,
+    providers: Vec<LocalProvider>,
+}
+
+impl NatsNotifier {
+    /// A notifier for these local providers.
+    pub fn new(defs: LinkDefs, providers: Vec<LocalProvider>) -> Self {
+        NatsNotifier { defs, providers }
+    }
+
+    fn provider(&self, id: &str) -> Result<&LocalProvider, NotifyError> {
+        self.providers
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| NotifyError::NoSuchProvider(id.to_string()))
+    }
 }
 
 #[async_trait]
@@ -209,27 +249,14 @@ impl ProviderNotify for NatsNotifier {
 
     async fn link_put(&self, provider_id: &str, link: &Link) -> Result<(), NotifyError> {
         let provider = self.provider(provider_id)?;
-        let resolve = |names| async move {
-            self.resolve(names)
-                .await
-                .map_err(|e| NotifyError::DeliveryFailed(error_chain(&e)))
-        };
-        let source_config = resolve(&link.source_config).await?;
-        let target_config = resolve(&link.target_config).await?;
-        let payload = encode(&Self::definition(link, source_config, target_config))?;
-        let subject = subjects::link_put(&self.lattice, &provider.key);
-        self.publish(subject, payload).await?;
+        self.defs.put(&provider.key, link).await?;
         tracing::info!(provider = provider_id, source = %link.source_id, target = %link.target, name = %link.name, "link put delivered");
         Ok(())
     }
 
     async fn link_delete(&self, provider_id: &str, link: &Link) -> Result<(), NotifyError> {
         let provider = self.provider(provider_id)?;
-        // A removed link's configs may be gone already and a provider has no
-        // use for them: deletes carry empty maps.
-        let payload = encode(&Self::definition(link, HashMap::new(), HashMap::new()))?;
-        let subject = subjects::link_del(&self.lattice, &provider.id);
-        self.publish(subject, payload).await?;
+        self.defs.delete(&provider.id, link).await?;
         tracing::info!(provider = provider_id, source = %link.source_id, target = %link.target, name = %link.name, "link delete delivered");
         Ok(())
     }

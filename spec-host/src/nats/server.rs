@@ -95,6 +95,8 @@ pub struct ServerOptions {
     pub port: Option<u16>,
     /// Cluster membership, for multi-node tests.
     pub cluster: Option<ClusterNode>,
+    /// Largest message the server takes (its default is 1 MiB).
+    pub max_payload: Option<usize>,
 }
 
 impl ServerOptions {
@@ -104,6 +106,7 @@ impl ServerOptions {
             store_dir: store_dir.into(),
             port: None,
             cluster: None,
+            max_payload: None,
         }
     }
 }
@@ -217,6 +220,12 @@ impl LocalNatsServer {
                 .arg(format!("nats://127.0.0.1:{}", c.route_port))
                 .arg("--routes")
                 .arg(c.routes.join(","));
+        }
+        if let Some(max) = self.options.max_payload {
+            // Only a config file sets it; the store dir is ours to write in.
+            let config = self.options.store_dir.join("spec-host-nats.conf");
+            std::fs::write(&config, format!("max_payload: {max}\n")).map_err(dir_error(&config))?;
+            cmd.arg("-c").arg(&config);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -24,24 +24,25 @@ pub fn link_del(lattice: &str, provider_id: &str) -> String {
 /// Config names starting with this are secret references, not configs.
 pub const SECRET_PREFIX: &str = "SECRET";
 
-/// Key prefix of component specs in the spec bucket.
-pub const COMPONENT_PREFIX: &str = "COMPONENT_";
-
-/// Component id of a spec key, or `None` for other keys.
-pub fn component_id(key: &str) -> Option<&str> {
-    key.strip_prefix(COMPONENT_PREFIX)
-}
-
-/// Spec key of a component id (the plugin builds the same key; the host
-/// needs it only to read raw values for display and to follow the bucket).
-pub fn component_key(id: &str) -> String {
-    format!("{COMPONENT_PREFIX}{id}")
-}
+/// Spec keys are spelled by `spec_model::keys` (shared with the plugin).
+pub use spec_model::keys::{component_key, id_from_key as component_id};
 
 /// Prefix of wasmCloud's link control subjects: `.put`, `.del`, `.get`
 /// follow it. It is also the queue group that spreads requests over hosts.
 pub fn ctl_link_prefix(lattice: &str) -> String {
     format!("wasmbus.ctl.v1.{lattice}.link")
+}
+
+/// Prefix of wasmCloud's config control subjects: `.put.{name}`,
+/// `.get.{name}`, `.del.{name}` follow it; also their queue group.
+pub fn ctl_config_prefix(lattice: &str) -> String {
+    format!("wasmbus.ctl.v1.{lattice}.config")
+}
+
+/// Where wasmCloud hosts publish a lattice event (`linkdef_set`,
+/// `config_set`, …), as CloudEvents.
+pub fn event(lattice: &str, name: &str) -> String {
+    format!("wasmbus.evt.{lattice}.{name}")
 }
 
 /// Subject on which every `spec-host serve` of a lattice answers status

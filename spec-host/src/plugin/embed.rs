@@ -20,7 +20,7 @@
 //! }
 //!
 //! # async fn run() -> wasmtime::Result<()> {
-//! let engine = Engine::new(Config::new().async_support(true))?;
+//! let engine = Engine::new(&Config::new())?;
 //! let mut linker = Linker::<MyState>::new(&engine);
 //! embed::add_to_linker(&mut linker, |s: &mut MyState| SpecView::new(&mut s.spec))?;
 //! let state = MyState {

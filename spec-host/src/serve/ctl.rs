@@ -13,13 +13,22 @@
 //! [`MAX_CONFIG_NAMES`], looked up all at once), and only then written.
 //! `link.get` is answered from the table (no store reads), as wasmCloud
 //! answers it from its in-memory table.
+//!
+//! What a v1.9 host sends besides the reply, this sends too, so that no
+//! provider or tool can tell who answered: after a put, the link to
+//! `wasmbus.rpc.{lattice}.{source_id}.linkdefs.put` and `…{target}…` (not
+//! when it names a secret), then a `linkdef_set` event; after a delete, each
+//! removed link to `…{source_id}.linkdefs.del` and `…{target}…`, then a
+//! `linkdef_deleted` event. Ids that are providers of this host are left
+//! out of those id-addressed messages: its table delivers the same change
+//! to them, and a provider must not hear it twice from one host.
 
 use serde::{Deserialize, Serialize};
 use spec_model::Link;
 
 use super::Service;
 use crate::backend::error_chain;
-use crate::nats::subjects;
+use crate::nats::{events, subjects};
 
 /// Config names one link may carry (source and target together). wasmCloud
 /// sets no limit; each name costs a store read per put, so a request with
@@ -177,9 +186,39 @@ async fn put(service: &Service, payload: &[u8]) -> CtlResponse<()> {
     if let Err(message) = check_configs(service, &link).await {
         return failure(message);
     }
-    match service.host.put_link(link).await {
-        Ok(_) => CtlResponse::ok(PUT_OK, None),
-        Err(e) => failure(error_chain(&e)),
+    if let Err(e) = service.host.put_link(link.clone()).await {
+        return failure(error_chain(&e));
+    }
+    if !link
+        .config_names()
+        .any(|n| n.starts_with(subjects::SECRET_PREFIX))
+    {
+        broadcast(service, &link, true).await;
+    }
+    service
+        .event(events::LINKDEF_SET, events::linkdef_set(&link))
+        .await;
+    CtlResponse::ok(PUT_OK, None)
+}
+
+/// Sends `link` to its source's and target's id subjects (put or del),
+/// leaving out this host's own providers. Failures are logged: the request
+/// itself has succeeded (v1.9 only warns, too).
+async fn broadcast(service: &Service, link: &Link, put: bool) {
+    let defs = service.lattice.link_defs();
+    let mut ids = vec![&link.source_id];
+    if link.target != link.source_id {
+        ids.push(&link.target);
+    }
+    for id in ids.into_iter().filter(|id| !service.providers.contains(id)) {
+        let sent = if put {
+            defs.put(id, link).await
+        } else {
+            defs.delete(id, link).await
+        };
+        if let Err(e) = sent {
+            tracing::warn!(to = %id, error = %e, "cannot send the link lattice-wide");
+        }
     }
 }
 
@@ -238,10 +277,22 @@ async fn del(service: &Service, payload: &[u8]) -> CtlResponse<()> {
             Some(&req.name),
         )
         .await;
-    match result {
-        // Deleting a link that is not there succeeds: the request is
-        // idempotent, as in wasmCloud.
-        Ok(_) => CtlResponse::ok(DEL_OK, None),
-        Err(e) => failure(error_chain(&e)),
+    // Deleting a link that is not there succeeds: the request is
+    // idempotent, as in wasmCloud.
+    let deleted = match result {
+        Ok(deleted) => deleted,
+        Err(e) => return failure(error_chain(&e)),
+    };
+    for link in &deleted.removed {
+        broadcast(service, link, false).await;
     }
+    let data = events::linkdef_deleted(
+        &req.source_id,
+        &req.name,
+        &req.wit_namespace,
+        &req.wit_package,
+        deleted.removed.first(),
+    );
+    service.event(events::LINKDEF_DELETED, data).await;
+    CtlResponse::ok(DEL_OK, None)
 }

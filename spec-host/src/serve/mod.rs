@@ -16,7 +16,9 @@
 //! call deadline is answered with an error and never run, since its caller
 //! has given up by then.
 
+pub mod config;
 pub mod ctl;
+pub mod guard;
 pub mod reload;
 pub mod status;
 
@@ -69,6 +71,8 @@ pub struct Service {
     admission: Arc<Semaphore>,
     max_in_flight: usize,
     follow: RwLock<Option<Arc<crate::nats::follow::FollowStats>>>,
+    /// What the guard of acknowledged links did.
+    pub guard: Arc<guard::GuardStats>,
 }
 
 impl Service {
@@ -91,6 +95,7 @@ impl Service {
             admission: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             max_in_flight: MAX_IN_FLIGHT,
             follow: RwLock::new(None),
+            guard: Arc::new(guard::GuardStats::default()),
         }
     }
 
@@ -116,6 +121,22 @@ impl Service {
     /// refused).
     pub fn max_payload(&self) -> usize {
         self.lattice.client.server_info().max_payload
+    }
+
+    /// Publishes lattice event `name` as this host.
+    pub(crate) async fn event(
+        &self,
+        name: &str,
+        data: std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
+        crate::nats::events::publish(
+            &self.lattice.client,
+            &self.lattice.options.lattice,
+            &self.host_id,
+            name,
+            data,
+        )
+        .await;
     }
 
     /// What the follower has done, once it runs.
@@ -160,11 +181,20 @@ pub async fn serve(
     let mut links = client
         .queue_subscribe(format!("{link_prefix}.*"), link_prefix.clone())
         .await?;
+    let config_prefix = subjects::ctl_config_prefix(&lattice_name);
+    let mut configs = client
+        .queue_subscribe(format!("{config_prefix}.>"), config_prefix.clone())
+        .await?;
     let mut statuses = client.subscribe(subjects::status(&lattice_name)).await?;
     let mut follower = service.lattice.follower(service.host.clone()).spawn();
     *service.follow.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&follower.stats));
     follower.ready().await;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let guarding = tokio::spawn(guard::run(
+        Arc::clone(&service),
+        Arc::clone(&service.guard),
+        stop_rx.clone(),
+    ));
     let watcher = reload.map(|r| {
         tokio::spawn(reload::watch_plugin(
             Arc::clone(&service),
@@ -203,6 +233,25 @@ pub async fn serve(
                     reply(&service, msg.reply, handled.reply).await;
                 });
             }
+            Some(msg) = configs.next() => {
+                let Some(permit) = service.admit() else {
+                    reply(&service, msg.reply, busy_reply(&service)).await;
+                    continue;
+                };
+                let service = Arc::clone(&service);
+                tasks.spawn(async move {
+                    let op = config::ConfigOp::from_subject(&service.lattice.options.lattice, msg.subject.as_str());
+                    let handled = match op {
+                        Some(op) => config::handle(&service, op, &msg.payload).await,
+                        None => config::unsupported(),
+                    };
+                    drop(permit);
+                    if !handled.success {
+                        tracing::warn!(subject = %msg.subject, error = %handled.message, "config request failed");
+                    }
+                    reply(&service, msg.reply, handled.reply).await;
+                });
+            }
             Some(msg) = statuses.next() => {
                 let Some(permit) = service.admit() else {
                     let body = serde_json::to_vec(&status::Busy::of(&service)).unwrap_or_default();
@@ -229,12 +278,14 @@ pub async fn serve(
     // Stop taking requests: unsubscribed, the queue group sends new ones to
     // the other hosts of the lattice.
     let _ = links.unsubscribe().await;
+    let _ = configs.unsubscribe().await;
     let _ = statuses.unsubscribe().await;
     while tasks.join_next().await.is_some() {}
     let _ = stop_tx.send(true);
     if let Some(watcher) = watcher {
         let _ = watcher.await;
     }
+    let _ = guarding.await;
     follower.stop().await;
     let _ = client.flush().await;
     tracing::info!("stopped");

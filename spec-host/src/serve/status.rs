@@ -56,6 +56,14 @@ pub struct Status {
     /// tried again.
     #[serde(default)]
     pub pending_changes: u64,
+    /// Whether the table has caught up with everything the bucket held when
+    /// this host started following it.
+    #[serde(default)]
+    pub caught_up: bool,
+    /// Acknowledged links put back after a blind write (a v1.9 host's)
+    /// dropped them.
+    #[serde(default)]
+    pub links_restored: u64,
 }
 
 /// What a host answers a status request with when it is too busy to.
@@ -91,9 +99,13 @@ pub enum Reply {
 /// (no plugin call, nothing that waits).
 pub fn current(service: &Service) -> Status {
     let table = service.host.table_stats();
-    let pending = service
-        .follow_stats()
+    let follow = service.follow_stats();
+    let pending = follow
+        .as_ref()
         .map_or(0, |s| s.pending.load(Ordering::Relaxed));
+    let caught_up = follow
+        .as_ref()
+        .is_some_and(|s| s.caught_up.load(Ordering::Relaxed));
     Status {
         host_id: service.host_id.clone(),
         lattice: service.lattice.options.lattice.clone(),
@@ -110,5 +122,7 @@ pub fn current(service: &Service) -> Status {
         in_flight: service.in_flight(),
         pool_size: service.host.pool_load().0,
         pending_changes: pending,
+        caught_up,
+        links_restored: service.guard.restored.load(Ordering::Relaxed),
     }
 }

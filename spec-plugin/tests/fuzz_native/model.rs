@@ -75,8 +75,9 @@ impl Did {
 }
 
 /// The reference model, with the rules as documented: the stored specs, and
-/// the host table, which every successful store-side call sets to the
-/// stored links of its id (nothing removed, or a conflict: no update).
+/// the host table, which every store-side call that wrote sets to the
+/// stored links of its id (nothing removed or changed, or a conflict: no
+/// update).
 #[derive(Default)]
 struct Model {
     specs: BTreeMap<String, ComponentSpecification>,
@@ -87,7 +88,9 @@ impl Model {
     fn apply(&mut self, op: &Op) -> Did {
         let did = self.apply_to_store(op);
         match (op, &did) {
-            (Op::Put(l), Did::Put(_)) => self.sync(&l.source_id),
+            // A put that wrote something is applied to the table; an
+            // unchanged one writes nothing, so there is nothing to apply.
+            (Op::Put(l), Did::Put(o)) if *o != PutOutcome::Unchanged => self.sync(&l.source_id),
             (Op::DeleteLink(id, ..), Did::Deleted(r)) if !r.is_empty() => self.sync(id),
             (Op::Store(id, _) | Op::DeleteSpec(id), _) => self.sync(id),
             (Op::UpdateHost(id, links), _) => self.set_table(id, links.clone()),

@@ -1,0 +1,102 @@
+//! Section 8: catch-up — a host started on a lattice whose bucket already
+//! holds N specs (100,000 in a full run): time from its process start until
+//! its link table holds every one, and its resident memory then.
+//!
+//! * `spec-host serve`: until its status says the follower has caught up
+//!   and the table holds N links (polled every ~20 ms).
+//! * The wasmCloud v1.9 host: until it prints `ready`, which it does when
+//!   `Host::new` returns — after its own scan of the bucket has filled its
+//!   link table.
+//!
+//! Both are processes started the same way, so process start, NATS connect
+//! and bucket open are counted on both. Rounds alternate the two.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use spec_host::nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
+
+use crate::hosts;
+use crate::lattice::{fill_bucket, Target};
+
+/// One host's catch-up.
+#[derive(Clone, Debug, Serialize)]
+pub struct CatchUpRow {
+    /// The host.
+    pub target: Target,
+    /// Specs (one link each) in the bucket.
+    pub specs: usize,
+    /// Best round: process start to complete table, seconds.
+    pub seconds: f64,
+    /// Resident memory right then, MiB.
+    pub rss_mib: f64,
+}
+
+/// What the section measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct CatchUp {
+    /// One row per host.
+    pub rows: Vec<CatchUpRow>,
+    /// Why the wasmCloud row is missing, if it is.
+    pub wasmcloud_skipped: Option<String>,
+}
+
+fn keep_best(rows: &mut Vec<CatchUpRow>, row: CatchUpRow) {
+    match rows.iter_mut().find(|r| r.target == row.target) {
+        Some(best) if row.seconds < best.seconds => *best = row,
+        Some(_) => {}
+        None => rows.push(row),
+    }
+}
+
+/// Runs the section.
+pub async fn run(quick: bool) -> Result<CatchUp> {
+    let (specs, rounds) = if quick { (5_000, 1) } else { (100_000, 2) };
+    let dir = tempfile::tempdir().context("a temp dir for nats-server")?;
+    let server = LocalNatsServer::start(ServerOptions::new(dir.path().join("js")))
+        .await
+        .context("starting nats-server")?;
+    let url = server.url();
+    let name = "bench-catch";
+    let lattice = Lattice::open(LatticeOptions::new(&url, name))
+        .await
+        .context("opening the catch-up lattice")?;
+    crate::progress(&format!("storing {specs} specs for the catch-up"));
+    fill_bucket(&lattice, "k", specs).await?;
+    let wasmcloud = hosts::wasmcloud_binary();
+    let limit = Duration::from_secs(600);
+    let mut rows = Vec::new();
+    for _ in 0..rounds {
+        let mut host = hosts::spawn_spec_host(&url, name, &[])?;
+        let took = hosts::spec_host_ready(&mut host, &lattice.client, name, specs, limit).await?;
+        keep_best(
+            &mut rows,
+            CatchUpRow {
+                target: Target::SpecHost,
+                specs,
+                seconds: took.as_secs_f64(),
+                rss_mib: host.rss_bytes()? as f64 / f64::from(1u32 << 20),
+            },
+        );
+        drop(host);
+        if let Ok(binary) = &wasmcloud {
+            let mut host = hosts::spawn_wasmcloud(binary, &url, name)?;
+            let took = hosts::wasmcloud_ready(&mut host, limit).await?;
+            keep_best(
+                &mut rows,
+                CatchUpRow {
+                    target: Target::WasmCloud,
+                    specs,
+                    seconds: took.as_secs_f64(),
+                    rss_mib: host.rss_bytes()? as f64 / f64::from(1u32 << 20),
+                },
+            );
+        }
+    }
+    drop(server);
+    Ok(CatchUp {
+        rows,
+        wasmcloud_skipped: wasmcloud.err(),
+    })
+}

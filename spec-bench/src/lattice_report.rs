@@ -1,0 +1,219 @@
+//! Tables, targets and the chart of sections 7 (lattice load) and 8
+//! (catch-up).
+
+use crate::catchup::CatchUp;
+use crate::chart::Series;
+use crate::lattice::{LatticeLoad, Target as Who};
+use crate::report::{target, Target};
+use crate::table::{self, TextTable};
+
+fn ops(v: f64) -> String {
+    format!("{v:.0}/s")
+}
+
+/// The tables of sections 7 and 8.
+pub fn tables(l: Option<&LatticeLoad>, c: Option<&CatchUp>) -> Vec<TextTable> {
+    let mut out = Vec::new();
+    if let Some(l) = l {
+        let mut t = TextTable::new(
+            "7. Lattice load: link.put, distinct components, wasmCloud's control client",
+            &[
+                "clients",
+                "target",
+                "throughput",
+                "p50",
+                "p99",
+                "failed",
+                "puts/round",
+            ],
+        )
+        .left(1);
+        for r in &l.load {
+            t.row(vec![
+                r.clients.to_string(),
+                r.target.name().into(),
+                ops(r.ops_s),
+                table::time(r.p50_us),
+                table::time(r.p99_us),
+                r.failed.to_string(),
+                r.puts.to_string(),
+            ]);
+        }
+        t.note(format!(
+            "One nats-server ({}); each host in a process of its own on a lattice of its own; best of interleaved rounds.",
+            l.server_version
+        ));
+        if let Some(why) = &l.wasmcloud_skipped {
+            t.note(format!("wasmCloud column skipped: {why}"));
+        }
+        out.push(t);
+        let mut t = TextTable::new(
+            "7b. link.put under a flood of reads (64 clients, 1,000 specs stored)",
+            &[
+                "target",
+                "flood",
+                "puts",
+                "failed",
+                "p50",
+                "p99",
+                "flood answers",
+            ],
+        )
+        .left(1)
+        .left(2);
+        for r in &l.flood {
+            t.row(vec![
+                r.target.name().into(),
+                r.flood.into(),
+                r.puts.to_string(),
+                r.failed.to_string(),
+                table::time(r.p50_us),
+                table::time(r.p99_us),
+                r.flood_answered.to_string(),
+            ]);
+        }
+        if let Some(s) = &l.stuck {
+            t.note(format!(
+                "Stuck call (spec-host, test-only plugin build that loops over its imports until its 5 s deadline, two at a time): 8 clients' put p99 {} normally, {} meanwhile ({:.2}×); {} failed; {} looping calls cut off.",
+                table::time(s.normal_p99_us),
+                table::time(s.stuck_p99_us),
+                s.ratio,
+                s.failed,
+                s.loops_cut
+            ));
+        }
+        out.push(t);
+    }
+    if let Some(c) = c {
+        let mut t = TextTable::new(
+            "8. Catch-up: process start → complete link table",
+            &["target", "specs", "time", "RSS then"],
+        )
+        .left(1);
+        for r in &c.rows {
+            t.row(vec![
+                r.target.name().into(),
+                table::count(r.specs),
+                table::time(r.seconds * 1e6),
+                table::mib(r.rss_mib * f64::from(1u32 << 20)),
+            ]);
+        }
+        if let Some(why) = &c.wasmcloud_skipped {
+            t.note(format!("wasmCloud row skipped: {why}"));
+        }
+        out.push(t);
+    }
+    out
+}
+
+fn row<'a>(l: &'a LatticeLoad, who: Who, clients: usize) -> Option<&'a crate::lattice::LoadRow> {
+    l.load
+        .iter()
+        .find(|r| r.target == who && r.clients == clients)
+}
+
+/// The targets of sections 7 and 8 that the run measured.
+pub fn targets(l: Option<&LatticeLoad>, c: Option<&CatchUp>) -> Vec<Target> {
+    let mut out = Vec::new();
+    if let Some(l) = l {
+        let spec32 = row(l, Who::SpecHost, 32);
+        let spec1 = row(l, Who::SpecHost, 1);
+        if let (Some(s), Some(w)) = (spec32, row(l, Who::WasmCloud, 32)) {
+            let r = s.ops_s / w.ops_s;
+            out.push(target(
+                "link.put throughput at 32 clients, spec-host / wasmCloud v1.9 host",
+                "≥ 1.5×",
+                format!("{r:.2}× ({} vs {})", ops(s.ops_s), ops(w.ops_s)),
+                r >= 1.5,
+            ));
+        }
+        if let (Some(s), Some(f)) = (spec32, row(l, Who::Raw, 32)) {
+            let r = s.ops_s / f.ops_s;
+            out.push(target(
+                "link.put throughput at 32 clients, spec-host / raw JetStream floor",
+                "≥ 0.5×",
+                format!("{r:.2}× ({} vs {})", ops(s.ops_s), ops(f.ops_s)),
+                r >= 0.5,
+            ));
+        }
+        if let (Some(s32), Some(s1)) = (spec32, spec1) {
+            let r = s32.ops_s / s1.ops_s;
+            out.push(target(
+                "spec-host link.put throughput, 32 clients / 1 client",
+                "≥ 4×",
+                format!("{r:.2}×"),
+                r >= 4.0,
+            ));
+        }
+        if let (Some(s), Some(w)) = (spec1, row(l, Who::WasmCloud, 1)) {
+            out.push(target(
+                "link.put p50 at 1 client, spec-host vs wasmCloud v1.9 host",
+                "≤ wasmCloud's",
+                format!("{} vs {}", table::time(s.p50_us), table::time(w.p50_us)),
+                s.p50_us <= w.p50_us,
+            ));
+        }
+        for f in l.flood.iter().filter(|f| f.target == Who::SpecHost) {
+            out.push(target(
+                &format!("link.put under a 64-wide {} flood", f.flood),
+                "none fails, p99 < 100 ms",
+                format!("{} failed, p99 {}", f.failed, table::time(f.p99_us)),
+                f.failed == 0 && f.p99_us < 100_000.0,
+            ));
+        }
+        if let Some(s) = &l.stuck {
+            out.push(target(
+                "put p99 with calls stuck in a plugin loop / without",
+                "< 2×",
+                format!("{:.2}×", s.ratio),
+                s.ratio < 2.0,
+            ));
+        }
+    }
+    if let Some(c) = c {
+        let find = |who| c.rows.iter().find(|r| r.target == who);
+        if let (Some(s), Some(w)) = (find(Who::SpecHost), find(Who::WasmCloud)) {
+            out.push(target(
+                &format!(
+                    "catch-up on {} specs, spec-host vs wasmCloud v1.9 host",
+                    s.specs
+                ),
+                "no slower",
+                format!(
+                    "{} vs {} (RSS {} vs {})",
+                    table::time(s.seconds * 1e6),
+                    table::time(w.seconds * 1e6),
+                    table::mib(s.rss_mib * f64::from(1u32 << 20)),
+                    table::mib(w.rss_mib * f64::from(1u32 << 20))
+                ),
+                s.seconds <= w.seconds,
+            ));
+        }
+    }
+    out
+}
+
+/// Throughput against clients, one line per target (linear axes).
+pub fn throughput_series(l: &LatticeLoad) -> Vec<Series> {
+    [
+        (Who::SpecHost, "#2471a3"),
+        (Who::WasmCloud, "#c0392b"),
+        (Who::Raw, "#7f8c8d"),
+    ]
+    .into_iter()
+    .filter_map(|(who, color)| {
+        let points: Vec<(f64, f64)> = l
+            .load
+            .iter()
+            .filter(|r| r.target == who)
+            .map(|r| (r.clients as f64, r.ops_s))
+            .collect();
+        (!points.is_empty()).then(|| Series {
+            label: who.name().to_string(),
+            color,
+            dashed: who == Who::Raw,
+            points,
+        })
+    })
+    .collect()
+}

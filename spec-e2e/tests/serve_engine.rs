@@ -1,0 +1,322 @@
+//! The concurrent engine behind `spec-host serve`, on a real nats-server and
+//! driven by wasmCloud's own control client: link.get answered from the
+//! table (with an error reply, not silence, past the server's max
+//! payload), bounded admission answering "busy", a call stuck in a plugin
+//! loop holding up nobody else, config names capped, and a spec change
+//! whose apply traps retried until a fixed build applies it.
+
+use std::time::{Duration, Instant};
+
+use async_nats_039 as nats039;
+use bytes::Bytes;
+use futures::StreamExt;
+use spec_e2e::{nats, nats_with_max_payload, serve_with, ServeOptions, PLUGIN_FAULTY_WASM};
+use spec_host::nats::subjects;
+use spec_host::PluginLimits;
+use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder, Link};
+
+async fn ctl(url: &str, lattice: &str) -> CtlClient {
+    let nc = nats039::connect(url).await.expect("0.39 client connects");
+    ClientBuilder::new(nc)
+        .lattice(lattice)
+        .timeout(Duration::from_secs(20))
+        .build()
+}
+
+fn link(source: &str, target: &str) -> Link {
+    Link::builder()
+        .source_id(source)
+        .target(target)
+        .name("default")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .build()
+        .expect("a complete link")
+}
+
+/// A copy of the faulty plugin build in a temp file, so the test can swap
+/// the file to another build.
+fn plugin_file(dir: &tempfile::TempDir, from: &str) -> std::path::PathBuf {
+    let path = dir.path().join("plugin.wasm");
+    std::fs::copy(from, &path).expect("copy the plugin");
+    path
+}
+
+#[tokio::test]
+async fn link_get_comes_from_the_table_and_an_oversized_reply_is_an_error() {
+    // A server that takes at most 64 KiB: about 300 links fit in a reply.
+    let n = nats_with_max_payload(Some(64 << 10)).await;
+    let url = n.server.url();
+    let served = serve_with(&url, "big", ServeOptions::default()).await;
+    let client = ctl(&url, "big").await;
+    for i in 0..50 {
+        assert!(client
+            .put_link(link(&format!("c{i}"), "kv"))
+            .await
+            .unwrap()
+            .succeeded());
+    }
+    // Right after the puts (this host applied its own writes): all there.
+    let got = client.get_links().await.unwrap();
+    assert!(got.succeeded(), "{}", got.message());
+    assert_eq!(got.data().map(|l| l.len()), Some(50));
+    // Specs written straight into the bucket (another host, say) reach the
+    // table through the follower; then the reply no longer fits.
+    let specs = served.service.lattice.specs.clone();
+    for i in 50..1_000 {
+        let json = format!(
+            r#"{{"url":"","links":[{{"source_id":"c{i}","target":"kv","name":"default","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["store"],"source_config":[],"target_config":[]}}]}}"#
+        );
+        specs
+            .put(format!("COMPONENT_c{i}"), Bytes::from(json))
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    while served.service.host.table_stats().links < 1_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "follower too slow"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = client.get_links().await.unwrap();
+    assert!(!got.succeeded());
+    assert!(got.message().contains("max_payload"), "{}", got.message());
+    assert!(got.message().contains("1000 links"), "{}", got.message());
+    // The service goes on.
+    assert!(client
+        .put_link(link("after", "kv"))
+        .await
+        .unwrap()
+        .succeeded());
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_stuck_in_a_plugin_loop_holds_up_nobody_and_is_cut_off() {
+    let n = nats().await;
+    let url = n.server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = PluginLimits {
+        deadline: Duration::from_secs(3),
+        // Only the deadline stops this loop.
+        max_imports: u32::MAX,
+        ..PluginLimits::default()
+    };
+    let served = serve_with(
+        &url,
+        "stuck",
+        ServeOptions {
+            plugin_file: Some(plugin_file(&dir, PLUGIN_FAULTY_WASM)),
+            limits: Some(limits),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let looping = {
+        let client = ctl(&url, "stuck").await;
+        tokio::spawn(async move { client.put_link(link("poison-loop", "kv")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // While one request loops over its imports, others are answered.
+    let client = ctl(&url, "stuck").await;
+    let started = Instant::now();
+    let mut answered = 0;
+    while !looping.is_finished() {
+        let reply = client
+            .put_link(link(&format!("fine{answered}"), "kv"))
+            .await
+            .unwrap();
+        assert!(reply.succeeded(), "{}", reply.message());
+        answered += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the loop was never cut off"
+        );
+    }
+    let reply = looping.await.unwrap().unwrap();
+    assert!(!reply.succeeded());
+    assert!(reply.message().contains("deadline"), "{}", reply.message());
+    assert!(
+        answered > 20,
+        "only {answered} puts answered during the loop"
+    );
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_admission_answers_busy_at_once() {
+    let n = nats().await;
+    let url = n.server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = PluginLimits {
+        deadline: Duration::from_secs(2),
+        max_imports: u32::MAX,
+        ..PluginLimits::default()
+    };
+    let served = serve_with(
+        &url,
+        "busy",
+        ServeOptions {
+            plugin_file: Some(plugin_file(&dir, PLUGIN_FAULTY_WASM)),
+            limits: Some(limits),
+            max_in_flight: Some(1),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    // The one place is taken by a call that loops until its deadline.
+    let looping = {
+        let client = ctl(&url, "busy").await;
+        tokio::spawn(async move { client.put_link(link("poison-loop", "kv")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = ctl(&url, "busy").await;
+    let started = Instant::now();
+    let reply = client.get_links().await.unwrap();
+    assert!(!reply.succeeded());
+    assert!(reply.message().contains("busy"), "{}", reply.message());
+    // At once: not after the looping call's deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = looping.await;
+    // Once the place is free again, requests are served.
+    assert!(client.get_links().await.unwrap().succeeded());
+    assert!(
+        served
+            .service
+            .counters
+            .busy
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn config_names_are_capped_and_checked_before_anything_is_written() {
+    let n = nats().await;
+    let url = n.server.url();
+    let served = serve_with(&url, "cfg", ServeOptions::default()).await;
+    let client = ctl(&url, "cfg").await;
+    let names: Vec<String> = (0..65).map(|i| format!("cfg{i}")).collect();
+    let too_many = Link::builder()
+        .source_id("app")
+        .target("kv")
+        .name("default")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .target_config(names)
+        .build()
+        .unwrap();
+    let reply = client.put_link(too_many).await.unwrap();
+    assert!(!reply.succeeded());
+    assert!(
+        reply.message().contains("at most 64"),
+        "{}",
+        reply.message()
+    );
+    // Missing configs and secret references, all named in wasmCloud's words.
+    let missing = Link::builder()
+        .source_id("app")
+        .target("kv")
+        .name("default")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .source_config(vec!["nope".to_string()])
+        .target_config(vec!["SECRET_gone".to_string()])
+        .build()
+        .unwrap();
+    let reply = client.put_link(missing).await.unwrap();
+    assert_eq!(
+        reply.message(),
+        "Failed to validate configuration and secrets. Configuration nope not found in config store. Secret reference SECRET_gone not found in config store. "
+    );
+    assert!(served
+        .service
+        .lattice
+        .specs
+        .get("COMPONENT_app")
+        .await
+        .unwrap()
+        .is_none());
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_spec_change_whose_apply_traps_is_applied_once_a_fixed_build_runs() {
+    let n = nats().await;
+    let url = n.server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = plugin_file(&dir, PLUGIN_FAULTY_WASM);
+    let served = serve_with(
+        &url,
+        "retry",
+        ServeOptions {
+            providers: vec!["kvredis".into()],
+            plugin_file: Some(file.clone()),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let watcher = async_nats::connect(&url).await.unwrap();
+    let mut puts = watcher
+        .subscribe(subjects::link_put("retry", "kvredis"))
+        .await
+        .unwrap();
+    watcher.flush().await.unwrap();
+    // Another host writes a spec whose apply traps in this build.
+    let json = r#"{"url":"","links":[{"source_id":"poison-apply","target":"kvredis","name":"default","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["store"],"source_config":[],"target_config":[]}]}"#;
+    served
+        .service
+        .lattice
+        .specs
+        .put(
+            "COMPONENT_poison-apply",
+            Bytes::from_static(json.as_bytes()),
+        )
+        .await
+        .unwrap();
+    // Other changes keep flowing meanwhile.
+    let client = ctl(&url, "retry").await;
+    assert!(client
+        .put_link(link("fine", "kvredis"))
+        .await
+        .unwrap()
+        .succeeded());
+    let first = tokio::time::timeout(Duration::from_secs(10), puts.next())
+        .await
+        .expect("the other change is delivered")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first.payload).contains("\"fine\""));
+    // The failed change waits: not applied, not lost.
+    let started = Instant::now();
+    loop {
+        let stats = served.service.follow_stats().expect("following");
+        if stats.pending.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served.service.host.links_of("poison-apply").is_empty());
+    // A fixed build is swapped in: the change applies and is delivered.
+    std::fs::copy(spec_e2e::PLUGIN_WASM, &file).unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(20), puts.next())
+        .await
+        .expect("delivered after the swap")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&delivered.payload).contains("poison-apply"));
+    assert_eq!(served.service.host.links_of("poison-apply").len(), 1);
+    let stats = served.service.follow_stats().unwrap();
+    assert_eq!(stats.pending.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(stats.retried.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    served.stop().await.unwrap();
+}

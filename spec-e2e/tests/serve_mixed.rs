@@ -1,0 +1,311 @@
+//! What a mixed lattice (spec-host beside wasmCloud v1.9 hosts) depends on,
+//! checked without a wasmCloud host (the interop suite runs the real one):
+//! v1.9's replies, id-addressed `linkdefs.put`/`linkdefs.del` and events
+//! for every request answered, no provider told a change twice by one host,
+//! the config protocol, spec deletes that v1.9 hosts also apply, and
+//! acknowledged links put back after a blind write.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_nats_039 as nats039;
+use bytes::Bytes;
+use futures::StreamExt;
+use spec_e2e::{nats, serve};
+use spec_host::nats::events::CloudEvent;
+use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder, Link};
+
+async fn ctl(url: &str, lattice: &str) -> CtlClient {
+    let nc = nats039::connect(url).await.expect("0.39 client connects");
+    ClientBuilder::new(nc)
+        .lattice(lattice)
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
+fn link(source: &str, target: &str, target_config: &[&str]) -> Link {
+    Link::builder()
+        .source_id(source)
+        .target(target)
+        .name("default")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .target_config(target_config.iter().map(|s| s.to_string()).collect())
+        .build()
+        .expect("a complete link")
+}
+
+/// Every message on `sub` until `quiet` passes without one.
+async fn drain(sub: &mut async_nats::Subscriber, quiet: Duration) -> Vec<async_nats::Message> {
+    let mut out = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout(quiet, sub.next()).await {
+        out.push(msg);
+    }
+    out
+}
+
+#[tokio::test]
+async fn answers_and_sends_what_a_v1_9_host_does() {
+    let n = nats().await;
+    let url = n.server.url();
+    // "kvredis" runs on this host; "remote-prov" runs elsewhere.
+    let served = serve(&url, "mix", &["kvredis"], None).await;
+    let client = ctl(&url, "mix").await;
+    let watcher = async_nats::connect(&url).await.unwrap();
+    let mut rpc = watcher.subscribe("wasmbus.rpc.mix.>").await.unwrap();
+    let mut evt = watcher.subscribe("wasmbus.evt.mix.>").await.unwrap();
+    watcher.flush().await.unwrap();
+
+    // A put to a provider elsewhere: the id-addressed put goes to both ids.
+    let reply = client
+        .put_link(link("app", "remote-prov", &[]))
+        .await
+        .unwrap();
+    assert!(reply.succeeded());
+    assert_eq!(reply.message(), "successfully set link");
+    let subjects_seen: Vec<String> = drain(&mut rpc, Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
+    assert_eq!(
+        subjects_seen,
+        [
+            "wasmbus.rpc.mix.app.linkdefs.put",
+            "wasmbus.rpc.mix.remote-prov.linkdefs.put"
+        ]
+    );
+    let events = drain(&mut evt, Duration::from_millis(300)).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].subject.as_str(), "wasmbus.evt.mix.linkdef_set");
+    let event: CloudEvent = serde_json::from_slice(&events[0].payload).unwrap();
+    assert_eq!(event.kind, "com.wasmcloud.lattice.linkdef_set");
+    assert_eq!(event.data["target"], "remote-prov");
+
+    // A put to the local provider: the table delivers it (to its key); the
+    // id-addressed put is not sent to it again.
+    let reply = client.put_link(link("web", "kvredis", &[])).await.unwrap();
+    assert!(reply.succeeded());
+    let seen: Vec<String> = drain(&mut rpc, Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
+    assert_eq!(
+        seen.iter().filter(|s| s.contains(".kvredis.")).count(),
+        1,
+        "the local provider hears the put once: {seen:?}"
+    );
+    assert!(seen.contains(&"wasmbus.rpc.mix.web.linkdefs.put".to_string()));
+
+    // A link naming a secret reference: no id-addressed put (as v1.9).
+    served
+        .service
+        .lattice
+        .configs
+        .put("SECRET_pw", Bytes::from_static(br#"{"ref":"x"}"#))
+        .await
+        .unwrap();
+    let secret = Link::builder()
+        .source_id("vault-user")
+        .target("remote-prov")
+        .name("default")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .target_config(vec!["SECRET_pw".to_string()])
+        .build()
+        .unwrap();
+    assert!(client.put_link(secret).await.unwrap().succeeded());
+    assert!(drain(&mut rpc, Duration::from_millis(400)).await.is_empty());
+    drain(&mut evt, Duration::from_millis(100)).await;
+
+    // Deletes: to both ids lattice-wide, except the local provider, which
+    // hears it once, from the table.
+    let reply = client
+        .delete_link("app", "default", "wasi", "keyvalue")
+        .await
+        .unwrap();
+    assert_eq!(reply.message(), "successfully deleted link");
+    let seen: Vec<String> = drain(&mut rpc, Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "wasmbus.rpc.mix.app.linkdefs.del",
+            "wasmbus.rpc.mix.remote-prov.linkdefs.del"
+        ]
+    );
+    client
+        .delete_link("web", "default", "wasi", "keyvalue")
+        .await
+        .unwrap();
+    let seen: Vec<String> = drain(&mut rpc, Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.as_str() == "wasmbus.rpc.mix.kvredis.linkdefs.del")
+            .count(),
+        1,
+        "{seen:?}"
+    );
+    let events = drain(&mut evt, Duration::from_millis(300)).await;
+    assert!(events
+        .iter()
+        .all(|e| e.subject.as_str() == "wasmbus.evt.mix.linkdef_deleted"));
+    assert_eq!(events.len(), 2);
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn wash_config_put_get_del_work_on_spec_host_alone() {
+    let n = nats().await;
+    let url = n.server.url();
+    let served = serve(&url, "cfg", &[], None).await;
+    let client = ctl(&url, "cfg").await;
+    let values = HashMap::from([("url".to_string(), "redis://x".to_string())]);
+    let reply = client
+        .put_config("redis-url", values.clone())
+        .await
+        .unwrap();
+    assert!(reply.succeeded());
+    assert_eq!(reply.message(), "successfully put config");
+    let got = client.get_config("redis-url").await.unwrap();
+    assert!(got.succeeded());
+    assert_eq!(got.data(), Some(&values));
+    // A link naming it is accepted now; a missing one is not.
+    assert!(client
+        .put_link(link("app", "kv", &["redis-url"]))
+        .await
+        .unwrap()
+        .succeeded());
+    let missing = client.get_config("nope").await.unwrap();
+    assert!(missing.succeeded());
+    assert_eq!(missing.message(), "Configuration not found");
+    assert_eq!(missing.data(), None);
+    // A payload that is not a map of strings, straight on the wire.
+    let raw = async_nats::connect(&url).await.unwrap();
+    let reply = raw
+        .request(
+            "wasmbus.ctl.v1.cfg.config.put.bad",
+            Bytes::from_static(br#"{"n":1}"#),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&reply.payload).to_string();
+    assert_eq!(
+        text,
+        r#"{"success":false,"message":"config data should be a map of string -> string"}"#
+    );
+    let reply = raw
+        .request("wasmbus.ctl.v1.cfg.config.get.a.b", Bytes::new())
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&reply.payload).contains("unsupported subject"));
+    let reply = client.delete_config("redis-url").await.unwrap();
+    assert_eq!(reply.message(), "successfully deleted config");
+    assert_eq!(client.get_config("redis-url").await.unwrap().data(), None);
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_spec_is_first_written_without_links() {
+    let n = nats().await;
+    let url = n.server.url();
+    let served = serve(&url, "del", &[], None).await;
+    let client = ctl(&url, "del").await;
+    assert!(client
+        .put_link(link("gone", "kv", &[]))
+        .await
+        .unwrap()
+        .succeeded());
+    let specs = served.service.lattice.specs.clone();
+    let mut changes = specs.watch("COMPONENT_gone").await.unwrap();
+    served
+        .service
+        .host
+        .delete_component_spec("gone")
+        .await
+        .unwrap();
+    // What a v1.9 host's watch sees: a spec without links (it applies that),
+    // then the delete marker (it ignores that).
+    let first = changes.next().await.unwrap().unwrap();
+    assert_eq!(first.operation, async_nats::jetstream::kv::Operation::Put);
+    assert_eq!(first.value.as_ref(), br#"{"url":"","links":[]}"#);
+    let second = changes.next().await.unwrap().unwrap();
+    assert_eq!(
+        second.operation,
+        async_nats::jetstream::kv::Operation::Delete
+    );
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
+    let n = nats().await;
+    let url = n.server.url();
+    let served = serve(&url, "blind", &[], None).await;
+    let client = ctl(&url, "blind").await;
+    let specs = served.service.lattice.specs.clone();
+    assert!(client
+        .put_link(link("app", "kv-a", &[]))
+        .await
+        .unwrap()
+        .succeeded());
+    let before = specs.get("COMPONENT_app").await.unwrap().unwrap();
+    let second = Link::builder()
+        .source_id("app")
+        .target("kv-b")
+        .name("other")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .build()
+        .unwrap();
+    assert!(client.put_link(second).await.unwrap().succeeded());
+    // A v1.9 host that read the spec before the second put writes it back
+    // blindly: the acknowledged link to kv-b is gone from the store.
+    specs.put("COMPONENT_app", before.clone()).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
+        if String::from_utf8_lossy(&now).contains("kv-b") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the dropped link was not put back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served
+            .service
+            .guard
+            .restored
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    // A link deleted (with its event) and then dropped stays deleted.
+    client
+        .delete_link("app", "other", "wasi", "keyvalue")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&now).contains("kv-b"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&now).contains("kv-b"),
+        "resurrected"
+    );
+    served.stop().await.unwrap();
+}
