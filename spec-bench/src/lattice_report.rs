@@ -74,7 +74,7 @@ pub fn tables(l: Option<&LatticeLoad>, c: Option<&CatchUp>) -> Vec<TextTable> {
         }
         if let Some(s) = &l.stuck {
             t.note(format!(
-                "Stuck call (spec-host, test-only plugin build that loops over its imports until its 5 s deadline, two at a time): 8 clients' put p99 {} normally, {} meanwhile ({:.2}×); {} failed; {} looping calls cut off.",
+                "Stuck call (spec-host, test-only plugin build whose put loops over `get`, sent again and again by one client; each cut off by the import cap): 8 clients' put p99 {} normally, {} meanwhile ({:.2}×); {} failed; {} looping calls cut off.",
                 table::time(s.normal_p99_us),
                 table::time(s.stuck_p99_us),
                 s.ratio,

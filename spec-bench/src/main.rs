@@ -93,6 +93,24 @@ enum Probe {
         #[arg(long)]
         native: bool,
     },
+    /// Put links through wasmCloud's control client from CLIENTS clients
+    /// for SECONDS on a lattice some host serves, and print puts/s: a load
+    /// to profile a host under.
+    #[command(hide = true)]
+    ProbeLoad {
+        /// NATS URL.
+        #[arg(long)]
+        nats: String,
+        /// Lattice.
+        #[arg(long)]
+        lattice: String,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// How long.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Run `spec-host` with these arguments (the lattice sections serve
     /// with it, in a process of its own).
     #[command(hide = true)]
@@ -111,6 +129,12 @@ fn main() -> Result<()> {
         Some(Probe::ProbeStart { cache }) => return start::probe(main_started, cache.as_deref()),
         Some(Probe::ProbeMemory { links, native }) => return memory::probe(*native, *links),
         Some(Probe::ProbeServe { args }) => return hosts::probe_serve(args),
+        Some(Probe::ProbeLoad {
+            nats,
+            lattice,
+            clients,
+            seconds,
+        }) => return lattice::probe_load(nats, lattice, *clients, *seconds),
         None => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -62,11 +62,23 @@ pub struct FollowStats {
     pub caught_up: std::sync::atomic::AtomicBool,
 }
 
+/// A spec change the follower saw, for whoever else watches the lattice
+/// (the guard of acknowledged links) without a second consumer of the
+/// bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecChange {
+    /// The component id.
+    pub id: String,
+    /// A delete or purge (else a put).
+    pub deleted: bool,
+}
+
 /// Applies bucket changes to a [`SpecHost`].
 pub struct Follower {
     bucket: kv::Store,
     host: SpecHost,
     reconnects: Option<watch::Receiver<u64>>,
+    changes: tokio::sync::broadcast::Sender<SpecChange>,
 }
 
 /// A running follower: stop it, or wait until its watch is up.
@@ -76,9 +88,16 @@ pub struct FollowerHandle {
     task: JoinHandle<()>,
     /// What it has done so far.
     pub stats: Arc<FollowStats>,
+    changes: tokio::sync::broadcast::Sender<SpecChange>,
 }
 
 impl FollowerHandle {
+    /// Every spec change seen from now on (a receiver that falls behind by
+    /// more than 4,096 changes is told it lagged).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<SpecChange> {
+        self.changes.subscribe()
+    }
+
     /// Resolves once the first watch is established: from then on every
     /// write to the bucket reaches the host.
     pub async fn ready(&mut self) {
@@ -100,6 +119,7 @@ impl Follower {
             bucket,
             host,
             reconnects: None,
+            changes: tokio::sync::broadcast::channel(4096).0,
         }
     }
 
@@ -115,12 +135,14 @@ impl Follower {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready) = watch::channel(false);
         let stats = Arc::new(FollowStats::default());
+        let changes = self.changes.clone();
         let task = tokio::spawn(self.run(stop_rx, ready_tx, Arc::clone(&stats)));
         FollowerHandle {
             stop,
             ready,
             task,
             stats,
+            changes,
         }
     }
 
@@ -203,7 +225,13 @@ impl Follower {
                         // deliver: zero once the history is through.
                         let caught_up = entry.delta == 0;
                         if let Some(change) = Change::of(entry, &stats) {
+                            let seen = SpecChange {
+                                id: change.id.clone(),
+                                deleted: change.value.is_none(),
+                            };
                             self.apply(change, &stats, &mut parked).await;
+                            // Nobody listening is fine.
+                            let _ = self.changes.send(seen);
                             stats.pending.store(parked.len(), Ordering::Relaxed);
                         }
                         if caught_up {

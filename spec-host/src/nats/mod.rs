@@ -18,7 +18,7 @@ use async_nats::jetstream::{self, kv::Config, stream::StorageType};
 
 use crate::backend::BoxError;
 
-pub use follow::{Follower, FollowerHandle};
+pub use follow::{Follower, FollowerHandle, SpecChange};
 pub use kv::JetStreamKv;
 pub use notify::{LinkDefs, LocalProvider, NatsNotifier};
 pub use server::{LocalNatsServer, ServerOptions};

@@ -150,21 +150,21 @@ impl LinkDefs {
         Ok(merged)
     }
 
+    /// Hands a message to the connection. Core NATS is at most once, as
+    /// wasmCloud's own link messages are: "delivered" means the client took
+    /// it (no flush per message, which would cost a round trip each and
+    /// serialize the table's deliveries); it fails when the connection
+    /// cannot take it within the timeout (closed, or buffer full).
     async fn publish(&self, subject: String, payload: Vec<u8>) -> Result<(), NotifyError> {
-        let send = async {
-            self.client
-                .publish(subject.clone(), Bytes::from(payload))
-                .await
-                .map_err(|e| error_chain(&e))?;
-            self.client.flush().await.map_err(|e| error_chain(&e))
-        };
+        let send = self.client.publish(subject.clone(), Bytes::from(payload));
         match tokio::time::timeout(self.timeout, send).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(NotifyError::DeliveryFailed(format!(
-                "publishing to {subject}: {e}"
+                "publishing to {subject}: {}",
+                error_chain(&e)
             ))),
             Err(_) => Err(NotifyError::DeliveryFailed(format!(
-                "publishing to {subject}: no flush within {:?}",
+                "publishing to {subject}: not taken within {:?}",
                 self.timeout
             ))),
         }

@@ -55,6 +55,11 @@ struct Inner {
     factory: Arc<Factory>,
     pool_size: usize,
     writers: KeyLocks,
+    /// Whether a follower of the bucket brings this host's own writes to
+    /// the table (then writes are not applied directly).
+    followed: std::sync::atomic::AtomicBool,
+    /// The highest revision this host wrote.
+    last_written: std::sync::atomic::AtomicU64,
 }
 
 /// Request instances per core by default: calls mostly wait on NATS, so
@@ -104,6 +109,8 @@ impl SpecHost {
                 factory,
                 pool_size,
                 writers: KeyLocks::default(),
+                followed: std::sync::atomic::AtomicBool::new(false),
+                last_written: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -165,15 +172,27 @@ impl SpecHost {
         instance.call(name, f).await
     }
 
-    /// Applies what a call wrote to the table, at its revision.
+    /// Applies what a call wrote to the table, at its revision — unless a
+    /// follower of the bucket does (then the write reaches the table through
+    /// it, once, and the call returns without waiting for the table).
     async fn applied<T>(
         &self,
         id: &str,
         result: T,
         written: Option<(u64, Option<Vec<u8>>)>,
     ) -> Result<Applied<T>, CallError> {
+        use std::sync::atomic::Ordering;
         let update = match written {
+            Some((revision, _)) if self.inner.followed.load(Ordering::Relaxed) => {
+                self.inner
+                    .last_written
+                    .fetch_max(revision, Ordering::Relaxed);
+                None
+            }
             Some((revision, value)) => {
+                self.inner
+                    .last_written
+                    .fetch_max(revision, Ordering::Relaxed);
                 self.inner
                     .owner
                     .apply(id.to_string(), revision, value)
@@ -182,6 +201,26 @@ impl SpecHost {
             None => None,
         };
         Ok(Applied { result, update })
+    }
+
+    /// Lets a follower of the bucket bring this host's own writes to the
+    /// table: writes return as soon as they are stored (their `update` is
+    /// `None`); [`SpecHost::caught_up_with_own_writes`] waits for the table.
+    pub fn followed_by_bucket_watch(&self, followed: bool) {
+        self.inner
+            .followed
+            .store(followed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits (at most `limit`) until the table holds every write this host
+    /// made so far (read-your-writes for readers of the table); false if it
+    /// did not in time.
+    pub async fn caught_up_with_own_writes(&self, limit: std::time::Duration) -> bool {
+        let written = self
+            .inner
+            .last_written
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.inner.owner.reached(written, limit).await
     }
 
     /// Checks a link against the running build's rules, touching nothing.
@@ -232,6 +271,17 @@ impl SpecHost {
             .await?;
         match deleted.revision {
             Some(revision) => self.applied(id, deleted, Some((revision, None))).await,
+            // Nothing stored: a follower keeps the table as the store is.
+            None if self
+                .inner
+                .followed
+                .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                Ok(Applied {
+                    result: deleted,
+                    update: None,
+                })
+            }
             None => {
                 let update = self.inner.owner.remove_host_spec(id.to_string()).await?;
                 Ok(Applied {
@@ -343,6 +393,18 @@ impl SpecHost {
     /// Every link in the table, by source id (no plugin call, no queue).
     pub fn links(&self) -> Vec<Link> {
         owner::read(self.inner.owner.mirror()).all_links()
+    }
+
+    /// Every link in the table with the table's version (see
+    /// [`SpecHost::table_version`]), read at one moment.
+    pub fn links_versioned(&self) -> (u64, Vec<Link>) {
+        let mirror = owner::read(self.inner.owner.mirror());
+        (mirror.version(), mirror.all_links())
+    }
+
+    /// A number that changes whenever the table does (for caches).
+    pub fn table_version(&self) -> u64 {
+        owner::read(self.inner.owner.mirror()).version()
     }
 
     /// `id`'s links in the table.

@@ -17,6 +17,8 @@ use spec_model::{Link, PackedEntry, Snapshot, TableEntry, SNAPSHOT_FORMAT};
 pub struct Mirror {
     entries: BTreeMap<String, Packed>,
     links: usize,
+    /// Bumped by every change, so readers can cache what they derive.
+    version: u64,
 }
 
 #[derive(Debug)]
@@ -28,6 +30,7 @@ struct Packed {
 impl Mirror {
     /// Sets `id`'s packed links (empty: the id has none).
     pub(crate) fn set(&mut self, id: &str, bytes: Vec<u8>) {
+        self.version += 1;
         if let Some(old) = self.entries.remove(id) {
             self.links -= old.links;
         }
@@ -43,10 +46,19 @@ impl Mirror {
 
     /// Replaces everything with `snapshot`'s entries.
     pub(crate) fn load(&mut self, snapshot: Snapshot) {
-        *self = Mirror::default();
+        let version = self.version + 1;
+        *self = Mirror {
+            version,
+            ..Mirror::default()
+        };
         for entry in snapshot.entries {
             self.set(&entry.id, entry.links);
         }
+    }
+
+    /// Changes so far (any change gives a new number).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Ids with links.

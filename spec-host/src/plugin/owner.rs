@@ -67,6 +67,21 @@ pub(crate) struct OwnerState {
     mirror: Arc<RwLock<Mirror>>,
     /// Per id, the newest store revision in the table.
     applied: HashMap<String, u64>,
+    /// The highest store revision handled (applied, or known to be moot).
+    /// The follower hands changes over in stream order, so every revision
+    /// up to this one has been handled.
+    position: tokio::sync::watch::Sender<u64>,
+}
+
+impl OwnerState {
+    fn handled(&mut self, id: &str, revision: u64) {
+        self.applied.insert(id.to_string(), revision);
+        self.position.send_if_modified(|p| {
+            let newer = revision > *p;
+            *p = (*p).max(revision);
+            newer
+        });
+    }
 }
 
 impl OwnerState {
@@ -129,6 +144,11 @@ impl OwnerState {
         value: Option<&[u8]>,
     ) -> Result<Option<UpdateReport>, CallError> {
         if self.applied.get(id).is_some_and(|&seen| seen >= revision) {
+            self.position.send_if_modified(|p| {
+                let newer = revision > *p;
+                *p = (*p).max(revision);
+                newer
+            });
             return Ok(None);
         }
         let held = read(&self.mirror).count_of(id);
@@ -152,14 +172,14 @@ impl OwnerState {
         };
         match out {
             Ok(report) => {
-                self.applied.insert(id.to_string(), revision);
                 write(&self.mirror).set(id, report.entry.clone());
+                self.handled(id, revision);
                 Ok(Some(report))
             }
             // The plugin's own answer (a value that does not decode, an id it
             // refuses): applying it again cannot help. Counted as seen.
             Err(e @ CallError::Spec(_)) => {
-                self.applied.insert(id.to_string(), revision);
+                self.handled(id, revision);
                 Err(e)
             }
             // A fault: not applied; the caller tries again.
@@ -230,6 +250,7 @@ async fn restore(instance: &mut Instance, snapshot: &Snapshot) -> Result<(), Cal
 pub(crate) struct Owner {
     jobs: mpsc::Sender<Job>,
     mirror: Arc<RwLock<Mirror>>,
+    position: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Owner {
@@ -237,12 +258,14 @@ impl Owner {
     /// instantiates). Must be called within a tokio runtime.
     pub async fn start(plugin: LoadedPlugin, factory: Arc<Factory>) -> Result<Self, CallError> {
         let mirror = Arc::new(RwLock::new(Mirror::default()));
+        let (position_tx, position) = tokio::sync::watch::channel(0);
         let mut state = OwnerState {
             plugin,
             instance: None,
             factory,
             mirror: Arc::clone(&mirror),
             applied: HashMap::new(),
+            position: position_tx,
         };
         state.live().await?;
         let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
@@ -251,7 +274,20 @@ impl Owner {
                 job(&mut state).await;
             }
         });
-        Ok(Owner { jobs, mirror })
+        Ok(Owner {
+            jobs,
+            mirror,
+            position,
+        })
+    }
+
+    /// Waits (at most `limit`) until every store revision up to `revision`
+    /// has been handled; false if it has not in time.
+    pub async fn reached(&self, revision: u64, limit: std::time::Duration) -> bool {
+        let mut position = self.position.clone();
+        tokio::time::timeout(limit, position.wait_for(|p| *p >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The host's copy of the table.

@@ -126,9 +126,10 @@ fn encode<T: Serialize>(response: &CtlResponse<T>) -> Vec<u8> {
 }
 
 /// Outcome of one request: the reply bytes and whether it succeeded.
+#[derive(Clone)]
 pub struct Handled {
     /// `CtlResponse` JSON.
-    pub reply: Vec<u8>,
+    pub reply: bytes::Bytes,
     /// For counters and logs.
     pub success: bool,
     /// The failure message, if any.
@@ -138,7 +139,7 @@ pub struct Handled {
 impl Handled {
     pub(crate) fn from<T: Serialize>(response: CtlResponse<T>) -> Handled {
         Handled {
-            reply: encode(&response),
+            reply: encode(&response).into(),
             success: response.success,
             message: if response.success {
                 String::new()
@@ -154,16 +155,39 @@ pub async fn handle(service: &Service, op: LinkOp, payload: &[u8]) -> Handled {
     match op {
         LinkOp::Put => Handled::from(put(service, payload).await),
         LinkOp::Del => Handled::from(del(service, payload).await),
-        LinkOp::Get => get(service),
+        LinkOp::Get => {
+            // Read-your-writes on this host: its own writes reach the table
+            // through the follower, within a millisecond or so.
+            service
+                .host
+                .caught_up_with_own_writes(std::time::Duration::from_millis(500))
+                .await;
+            get(service)
+        }
     }
 }
 
 /// `link.get`: every link in the table. A reply the server would refuse
-/// (over its `max_payload`) is replaced by an error that says so.
+/// (over its `max_payload`) is replaced by an error that says so. The
+/// reply is kept until the table changes: a flood of gets on a large
+/// lattice costs a copy each, not an encoding each.
 fn get(service: &Service) -> Handled {
-    let links = service.host.links();
+    let version = service.host.table_version();
+    if let Some(cached) = service.cached_link_get(version) {
+        return cached;
+    }
+    let (version, links) = service.host.links_versioned();
     let count = links.len();
-    let handled = Handled::from(CtlResponse::ok("", Some(links)));
+    let handled = link_get_reply(
+        service,
+        count,
+        Handled::from(CtlResponse::ok("", Some(links))),
+    );
+    service.cache_link_get(version, handled.clone());
+    handled
+}
+
+fn link_get_reply(service: &Service, count: usize, handled: Handled) -> Handled {
     let limit = service.max_payload();
     if handled.reply.len() > limit {
         return Handled::from(failure(format!(
@@ -180,11 +204,15 @@ async fn put(service: &Service, payload: &[u8]) -> CtlResponse<()> {
         Ok(link) => link,
         Err(e) => return failure(format!("invalid link.put payload: {e}")),
     };
-    if let Err(e) = service.host.check_link(&link).await {
-        return failure(error_chain(&e));
-    }
-    if let Err(message) = check_configs(service, &link).await {
-        return failure(message);
+    // Configs are looked up only for a link the rules accept; a link that
+    // names none goes straight to the put, which checks the rules itself.
+    if link.config_names().next().is_some() {
+        if let Err(e) = service.host.check_link(&link).await {
+            return failure(error_chain(&e));
+        }
+        if let Err(message) = check_configs(service, &link).await {
+            return failure(message);
+        }
     }
     if let Err(e) = service.host.put_link(link.clone()).await {
         return failure(error_chain(&e));

@@ -22,25 +22,26 @@
 //! * once it has been stored for [`SETTLED`] (longer than any in-flight
 //!   read-modify-write of a v1.9 host can take) it is let go too.
 //!
-//! The map is bounded ([`MAX_WATCHED`]); checks run on every change of a
-//! watched spec and on a tick. Several guards in one lattice may put the
-//! same link back; the second finds it stored (nothing written).
+//! Spec changes come from this host's follower (no second consumer of the
+//! bucket); links are checked against this host's table, on a tick, sooner
+//! after a change of their source. The map is bounded ([`MAX_WATCHED`]).
+//! Several guards in one lattice may put the same link back; the second
+//! finds it stored (nothing written).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv::Operation;
 use futures::StreamExt;
 use spec_model::{Link, PutOutcome, SpecError};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::Service;
 use crate::backend::error_chain;
 use crate::error::CallError;
 use crate::nats::events::{self, CloudEvent};
-use crate::nats::subjects;
+use crate::nats::{subjects, SpecChange};
 
 /// How long a link must have been stored to be let go.
 pub const SETTLED: Duration = Duration::from_secs(10);
@@ -75,20 +76,84 @@ struct Watched {
     repairs: u32,
 }
 
-type Key = (String, String, String, String, String);
-
-fn key(link: &Link) -> Key {
-    (
-        link.source_id.clone(),
-        link.wit_namespace.clone(),
-        link.wit_package.clone(),
-        link.name.clone(),
-        link.target.clone(),
-    )
+/// The acknowledged links, by source id (every event, change and check
+/// concerns one source, so nothing scans the whole map but the tick).
+#[derive(Default)]
+struct Book {
+    by_source: HashMap<String, Vec<Watched>>,
+    count: usize,
 }
 
-/// Runs the guard of `service` until `stop` changes.
-pub async fn run(service: Arc<Service>, stats: Arc<GuardStats>, mut stop: watch::Receiver<bool>) {
+impl Book {
+    fn retain_source(&mut self, source: &str, keep: impl FnMut(&Watched) -> bool) {
+        if let Some(list) = self.by_source.get_mut(source) {
+            let before = list.len();
+            list.retain(keep);
+            self.count -= before - list.len();
+            if list.is_empty() {
+                self.by_source.remove(source);
+            }
+        }
+    }
+
+    /// Starts watching `link`, acknowledged now; a link it supersedes (same
+    /// name, another target, an overlapping interface — the rules allow only
+    /// one) or an earlier put of it is let go.
+    fn acknowledge(&mut self, link: Link) {
+        self.retain_source(&link.source_id, |w| {
+            let same_name = w.link.wit_namespace == link.wit_namespace
+                && w.link.wit_package == link.wit_package
+                && w.link.name == link.name;
+            let superseded = w.link.target != link.target && w.link.interfaces_overlap(&link);
+            !(same_name && (w.link.target == link.target || superseded))
+        });
+        let now = Instant::now();
+        self.by_source
+            .entry(link.source_id.clone())
+            .or_default()
+            .push(Watched {
+                link,
+                acknowledged: now,
+                stored_since: None,
+                next_check: now + GRACE,
+                repairs: 0,
+            });
+        self.count += 1;
+        if self.count > MAX_WATCHED {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        let oldest = self
+            .by_source
+            .iter()
+            .flat_map(|(s, list)| list.iter().map(move |w| (w.acknowledged, s)))
+            .min()
+            .map(|(at, s)| (at, s.clone()));
+        if let Some((at, source)) = oldest {
+            tracing::warn!(%source, "too many links watched; the oldest is no longer guarded");
+            self.retain_source(&source, |w| w.acknowledged != at);
+        }
+    }
+
+    /// Checks `source`'s links at the next tick (its spec changed).
+    fn soon(&mut self, source: &str) {
+        let now = Instant::now();
+        for w in self.by_source.get_mut(source).into_iter().flatten() {
+            w.next_check = w.next_check.min(now).max(w.acknowledged + GRACE);
+        }
+    }
+}
+
+/// Runs the guard of `service` until `stop` changes; `changes` come from
+/// its follower.
+pub async fn run(
+    service: Arc<Service>,
+    stats: Arc<GuardStats>,
+    mut changes: broadcast::Receiver<SpecChange>,
+    mut stop: watch::Receiver<bool>,
+) {
     let lattice = service.lattice.options.lattice.clone();
     let client = service.lattice.client.clone();
     let subscribe = |name: &str| client.subscribe(subjects::event(&lattice, name));
@@ -102,135 +167,122 @@ pub async fn run(service: Arc<Service>, stats: Arc<GuardStats>, mut stop: watch:
             return;
         }
     };
-    let mut specs = match service.lattice.specs.watch_all().await {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(error = %error_chain(&e), "cannot watch the spec bucket; the guard checks on its tick only");
-            None
-        }
-    };
-    let mut watched: HashMap<Key, Watched> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut book = Book::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
-        let spec_change = async {
-            match specs.as_mut() {
-                Some(w) => w.next().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = stop.changed() => return,
             Some(msg) = sets.next() => {
-                let Some(link) = event_link(&msg.payload) else { continue };
-                stats.acknowledged.fetch_add(1, Ordering::Relaxed);
-                // A newer put of the same name and an overlapping interface
-                // to another target replaces the older one (the rules allow
-                // only one).
-                watched.retain(|_, w| !(w.link.source_id == link.source_id
-                    && w.link.wit_namespace == link.wit_namespace
-                    && w.link.wit_package == link.wit_package
-                    && w.link.name == link.name
-                    && w.link.target != link.target
-                    && w.link.interfaces_overlap(&link)));
-                let now = Instant::now();
-                watched.insert(key(&link), Watched {
-                    link,
-                    acknowledged: now,
-                    stored_since: None,
-                    next_check: now + GRACE,
-                    repairs: 0,
-                });
-                if watched.len() > MAX_WATCHED {
-                    forget_oldest(&mut watched);
+                if let Some(link) = event_link(&msg.payload) {
+                    stats.acknowledged.fetch_add(1, Ordering::Relaxed);
+                    book.acknowledge(link);
                 }
             }
             Some(msg) = dels.next() => {
                 if let Some((source, ns, pkg, name)) = event_deleted(&msg.payload) {
-                    watched.retain(|(s, n, p, nm, _), _| !(s == &source && n == &ns && p == &pkg && nm == &name));
+                    book.retain_source(&source, |w| {
+                        !(w.link.wit_namespace == ns && w.link.wit_package == pkg && w.link.name == name)
+                    });
                 }
             }
-            Some(entry) = spec_change => {
-                let Ok(entry) = entry else { continue };
-                let Some(id) = subjects::component_id(&entry.key) else { continue };
-                if matches!(entry.operation, Operation::Delete | Operation::Purge) {
-                    // The spec is gone, links and all: nothing to keep.
-                    watched.retain(|(s, ..), _| s != id);
-                } else {
-                    // Check this source's links as soon as the table has the
-                    // change.
-                    let soon = Instant::now() + Duration::from_millis(20);
-                    for w in watched.values_mut().filter(|w| w.link.source_id == id) {
-                        w.next_check = w.next_check.min(soon).max(w.acknowledged + GRACE);
+            change = changes.recv() => match change {
+                // The spec is gone, links and all: nothing to keep.
+                Ok(SpecChange { id, deleted: true }) => book.retain_source(&id, |_| false),
+                Ok(SpecChange { id, deleted: false }) => book.soon(&id),
+                // Fell behind: check everything at the next tick.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let sources: Vec<String> = book.by_source.keys().cloned().collect();
+                    for s in sources {
+                        book.soon(&s);
                     }
                 }
-            }
-            _ = tick.tick() => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick() => check(&service, &stats, &mut book).await,
         }
-        check(&service, &stats, &mut watched).await;
     }
 }
 
 /// Checks the links due: stored ones age towards [`SETTLED`]; missing ones
 /// are put back.
-async fn check(service: &Service, stats: &GuardStats, watched: &mut HashMap<Key, Watched>) {
+async fn check(service: &Service, stats: &GuardStats, book: &mut Book) {
     let now = Instant::now();
-    let due: Vec<Key> = watched
+    let due: Vec<String> = book
+        .by_source
         .iter()
-        .filter(|(_, w)| w.next_check <= now)
-        .map(|(k, _)| k.clone())
+        .filter(|(_, list)| list.iter().any(|w| w.next_check <= now))
+        .map(|(s, _)| s.clone())
         .collect();
-    let mut tables: HashMap<String, Vec<Link>> = HashMap::new();
-    for k in due {
-        let Some(w) = watched.get_mut(&k) else {
-            continue;
-        };
-        let links = tables
-            .entry(w.link.source_id.clone())
-            .or_insert_with(|| service.host.links_of(&w.link.source_id));
-        if links.contains(&w.link) {
-            let since = *w.stored_since.get_or_insert(now);
-            if now.duration_since(since) >= SETTLED {
-                watched.remove(&k);
-            } else {
-                w.next_check = now + Duration::from_secs(1);
+    for source in due {
+        let stored = service.host.links_of(&source);
+        let mut repair = Vec::new();
+        let mut settled = Vec::new();
+        for (i, w) in book
+            .by_source
+            .get_mut(&source)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if w.next_check > now {
+                continue;
             }
-            continue;
+            if stored.contains(&w.link) {
+                let since = *w.stored_since.get_or_insert(now);
+                if now.duration_since(since) >= SETTLED {
+                    settled.push(i);
+                } else {
+                    // A change of its source brings the check forward.
+                    w.next_check = since + SETTLED;
+                }
+                continue;
+            }
+            w.stored_since = None;
+            w.repairs += 1;
+            w.next_check = now + GRACE;
+            repair.push(w.link.clone());
         }
-        w.stored_since = None;
-        w.repairs += 1;
-        w.next_check = now + GRACE;
-        if w.repairs > MAX_REPAIRS {
-            tracing::error!(source = %w.link.source_id, target = %w.link.target, name = %w.link.name, "cannot keep an acknowledged link stored; giving up on it");
-            watched.remove(&k);
-            continue;
-        }
-        match service.host.put_link(w.link.clone()).await {
-            Ok(put) if put.outcome != PutOutcome::Unchanged => {
-                stats.restored.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(source = %w.link.source_id, target = %w.link.target, name = %w.link.name, "put back an acknowledged link that a blind write dropped");
-                tables.remove(&w.link.source_id);
-            }
-            Ok(_) => {}
-            Err(CallError::Spec(SpecError::Conflict(_))) => {
-                stats.superseded.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(source = %w.link.source_id, target = %w.link.target, name = %w.link.name, "an acknowledged link was superseded; let go");
-                watched.remove(&k);
-            }
-            Err(e) => {
-                tracing::warn!(source = %w.link.source_id, error = %error_chain(&e), "cannot put an acknowledged link back yet");
+        let mut gone: Vec<Link> = Vec::new();
+        for link in repair {
+            match restore(service, stats, &link).await {
+                Restore::Keep => {}
+                Restore::LetGo => gone.push(link),
             }
         }
+        let list = book.by_source.get(&source);
+        let settled_links: Vec<Link> = settled
+            .iter()
+            .filter_map(|&i| list.and_then(|l| l.get(i)).map(|w| w.link.clone()))
+            .collect();
+        book.retain_source(&source, |w| {
+            !gone.contains(&w.link) && !settled_links.contains(&w.link) && w.repairs <= MAX_REPAIRS
+        });
     }
 }
 
-fn forget_oldest(watched: &mut HashMap<Key, Watched>) {
-    if let Some(oldest) = watched
-        .iter()
-        .min_by_key(|(_, w)| w.acknowledged)
-        .map(|(k, _)| k.clone())
-    {
-        tracing::warn!(source = %oldest.0, "too many links watched; the oldest is no longer guarded");
-        watched.remove(&oldest);
+enum Restore {
+    Keep,
+    LetGo,
+}
+
+/// Puts one missing link back.
+async fn restore(service: &Service, stats: &GuardStats, link: &Link) -> Restore {
+    match service.host.put_link(link.clone()).await {
+        Ok(put) if put.outcome != PutOutcome::Unchanged => {
+            stats.restored.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = %link.source_id, target = %link.target, name = %link.name, "put back an acknowledged link that a blind write dropped");
+            Restore::Keep
+        }
+        Ok(_) => Restore::Keep,
+        Err(CallError::Spec(SpecError::Conflict(_))) => {
+            stats.superseded.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(source = %link.source_id, target = %link.target, name = %link.name, "an acknowledged link was superseded; let go");
+            Restore::LetGo
+        }
+        Err(e) => {
+            tracing::warn!(source = %link.source_id, error = %error_chain(&e), "cannot put an acknowledged link back yet");
+            Restore::Keep
+        }
     }
 }
 

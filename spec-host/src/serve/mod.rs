@@ -40,6 +40,11 @@ use status::PluginInfo;
 /// Requests handled at once by default; more are answered "busy".
 pub const MAX_IN_FLIGHT: usize = 256;
 
+/// Of those, reads of the whole table (`link.get`, status) at once: a
+/// `link.get` reply on a large lattice is hundreds of kilobytes, and a flood
+/// of them must not starve the writes.
+pub const READS_IN_FLIGHT: usize = 16;
+
 /// Request counters.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -69,10 +74,12 @@ pub struct Service {
     pub counters: Counters,
     plugin: RwLock<PluginInfo>,
     admission: Arc<Semaphore>,
+    reads: Arc<Semaphore>,
     max_in_flight: usize,
     follow: RwLock<Option<Arc<crate::nats::follow::FollowStats>>>,
     /// What the guard of acknowledged links did.
     pub guard: Arc<guard::GuardStats>,
+    link_get: std::sync::Mutex<Option<(u64, ctl::Handled)>>,
 }
 
 impl Service {
@@ -93,10 +100,26 @@ impl Service {
             counters: Counters::default(),
             plugin: RwLock::new(plugin),
             admission: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            reads: Arc::new(Semaphore::new(READS_IN_FLIGHT)),
             max_in_flight: MAX_IN_FLIGHT,
             follow: RwLock::new(None),
             guard: Arc::new(guard::GuardStats::default()),
+            link_get: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The `link.get` reply made for table version `version`, if kept.
+    pub(crate) fn cached_link_get(&self, version: u64) -> Option<ctl::Handled> {
+        let cached = self.link_get.lock().unwrap_or_else(|p| p.into_inner());
+        cached
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, h)| h.clone())
+    }
+
+    /// Keeps the `link.get` reply of table version `version`.
+    pub(crate) fn cache_link_get(&self, version: u64, reply: ctl::Handled) {
+        *self.link_get.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, reply));
     }
 
     /// Handles at most `n` requests at once (default [`MAX_IN_FLIGHT`]).
@@ -187,12 +210,16 @@ pub async fn serve(
         .await?;
     let mut statuses = client.subscribe(subjects::status(&lattice_name)).await?;
     let mut follower = service.lattice.follower(service.host.clone()).spawn();
+    // The follower brings this host's own writes to the table too: requests
+    // return once stored, and the table is written once per change.
+    service.host.followed_by_bucket_watch(true);
     *service.follow.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&follower.stats));
     follower.ready().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let guarding = tokio::spawn(guard::run(
         Arc::clone(&service),
         Arc::clone(&service.guard),
+        follower.changes(),
         stop_rx.clone(),
     ));
     let watcher = reload.map(|r| {
@@ -215,7 +242,8 @@ pub async fn serve(
                     tracing::warn!(subject = %msg.subject, "not a link request; ignored");
                     continue;
                 };
-                let Some(permit) = service.admit() else {
+                let admitted = if op == LinkOp::Get { service.admit_read() } else { service.admit() };
+                let Some(permit) = admitted else {
                     reply(&service, msg.reply, busy_reply(&service)).await;
                     continue;
                 };
@@ -253,7 +281,7 @@ pub async fn serve(
                 });
             }
             Some(msg) = statuses.next() => {
-                let Some(permit) = service.admit() else {
+                let Some(permit) = service.admit_read() else {
                     let body = serde_json::to_vec(&status::Busy::of(&service)).unwrap_or_default();
                     reply(&service, msg.reply, body).await;
                     continue;
@@ -292,12 +320,35 @@ pub async fn serve(
     Ok(())
 }
 
+/// A request's places: one among all requests, one more among the reads.
+struct Admitted {
+    _request: OwnedSemaphorePermit,
+    _read: Option<OwnedSemaphorePermit>,
+}
+
 impl Service {
     /// A place among the requests handled now, or `None` when full.
-    fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        match Arc::clone(&self.admission).try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
+    fn admit(&self) -> Option<Admitted> {
+        self.admit_as(false)
+    }
+
+    /// A place for a read of the whole table, or `None` when full.
+    fn admit_read(&self) -> Option<Admitted> {
+        self.admit_as(true)
+    }
+
+    fn admit_as(&self, read: bool) -> Option<Admitted> {
+        let request = Arc::clone(&self.admission).try_acquire_owned().ok();
+        let read = match read {
+            true => Arc::clone(&self.reads).try_acquire_owned().ok().map(Some),
+            false => Some(None),
+        };
+        match (request, read) {
+            (Some(request), Some(read)) => Some(Admitted {
+                _request: request,
+                _read: read,
+            }),
+            _ => {
                 self.counters.busy.fetch_add(1, Ordering::Relaxed);
                 None
             }
@@ -306,7 +357,7 @@ impl Service {
 }
 
 /// The reply to a request that found admission full.
-fn busy_reply(service: &Service) -> Vec<u8> {
+fn busy_reply(service: &Service) -> bytes::Bytes {
     ctl::Handled::from(ctl::failure(format!(
         "spec-host {} is busy ({} requests in flight); try again",
         service.host_id,
@@ -316,7 +367,7 @@ fn busy_reply(service: &Service) -> Vec<u8> {
 }
 
 /// Sends a reply, if the request asked for one.
-async fn reply(service: &Service, to: Option<async_nats::Subject>, body: Vec<u8>) {
+async fn reply(service: &Service, to: Option<async_nats::Subject>, body: impl Into<bytes::Bytes>) {
     let Some(to) = to else {
         tracing::debug!("request had no reply subject");
         return;
