@@ -195,8 +195,8 @@ async fn put_once(how: &Putter, source: &str) -> Result<bool> {
 
 /// How a client puts.
 enum Putter {
-    Ctl(CtlClient),
-    Raw(async_nats::jetstream::kv::Store),
+    Ctl(Box<CtlClient>),
+    Raw(Box<async_nats::jetstream::kv::Store>),
 }
 
 /// One run: `clients` clients, `per_client` puts each, fresh sources.
@@ -273,7 +273,9 @@ async fn sides(url: &str, wasmcloud: Option<&std::path::Path>) -> Result<Vec<Sid
     .await?;
     let mut putters = Vec::new();
     for _ in 0..clients {
-        putters.push(Arc::new(Putter::Ctl(ctl_client(url, "bench-spec").await?)));
+        putters.push(Arc::new(Putter::Ctl(Box::new(
+            ctl_client(url, "bench-spec").await?,
+        ))));
     }
     out.push(Side {
         target: Target::SpecHost,
@@ -286,7 +288,9 @@ async fn sides(url: &str, wasmcloud: Option<&std::path::Path>) -> Result<Vec<Sid
         hosts::wasmcloud_ready(&mut host, Duration::from_secs(60)).await?;
         let mut putters = Vec::new();
         for _ in 0..clients {
-            putters.push(Arc::new(Putter::Ctl(ctl_client(url, "bench-wc").await?)));
+            putters.push(Arc::new(Putter::Ctl(Box::new(
+                ctl_client(url, "bench-wc").await?,
+            ))));
         }
         out.push(Side {
             target: Target::WasmCloud,
@@ -298,7 +302,7 @@ async fn sides(url: &str, wasmcloud: Option<&std::path::Path>) -> Result<Vec<Sid
     let mut putters = Vec::new();
     for _ in 0..clients {
         let lattice = lattice_of(url, "bench-raw").await?;
-        putters.push(Arc::new(Putter::Raw(lattice.specs.clone())));
+        putters.push(Arc::new(Putter::Raw(Box::new(lattice.specs.clone()))));
     }
     out.push(Side {
         target: Target::Raw,
@@ -414,7 +418,9 @@ async fn flood(
     }
     // Let the flood build up before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let putter = [Arc::new(Putter::Ctl(ctl_client(url, lattice).await?))];
+    let putter = [Arc::new(Putter::Ctl(Box::new(
+        ctl_client(url, lattice).await?,
+    )))];
     let (_, times, failed) = run_load(&putter, 1, puts, &format!("flood-{what}")).await?;
     stop.store(true, Ordering::Relaxed);
     for f in flooders {
@@ -480,7 +486,9 @@ async fn stuck(url: &str, quick: bool) -> Result<StuckRow> {
     hosts::spec_host_ready(&mut host, &lattice.client, name, 0, Duration::from_secs(60)).await?;
     let mut putters = Vec::new();
     for _ in 0..8 {
-        putters.push(Arc::new(Putter::Ctl(ctl_client(url, name).await?)));
+        putters.push(Arc::new(Putter::Ctl(Box::new(
+            ctl_client(url, name).await?,
+        ))));
     }
     let per_client = if quick { 40 } else { 250 };
     run_load(&putters, 8, 10, "warm").await?;
@@ -527,7 +535,9 @@ pub fn probe_load(url: &str, lattice: &str, clients: usize, seconds: u64) -> Res
     rt.block_on(async {
         let mut putters = Vec::new();
         for _ in 0..clients {
-            putters.push(Arc::new(Putter::Ctl(ctl_client(url, lattice).await?)));
+            putters.push(Arc::new(Putter::Ctl(Box::new(
+                ctl_client(url, lattice).await?,
+            ))));
         }
         let started = Instant::now();
         let mut round = 0;

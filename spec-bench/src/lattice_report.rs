@@ -106,7 +106,7 @@ pub fn tables(l: Option<&LatticeLoad>, c: Option<&CatchUp>) -> Vec<TextTable> {
     out
 }
 
-fn row<'a>(l: &'a LatticeLoad, who: Who, clients: usize) -> Option<&'a crate::lattice::LoadRow> {
+fn row(l: &LatticeLoad, who: Who, clients: usize) -> Option<&crate::lattice::LoadRow> {
     l.load
         .iter()
         .find(|r| r.target == who && r.clients == clients)

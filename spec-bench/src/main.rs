@@ -57,7 +57,7 @@ struct Cli {
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Section>,
     #[command(subcommand)]
-    probe: Option<Probe>,
+    probe: Option<Child>,
 }
 
 /// The sections, for `--only`.
@@ -75,17 +75,17 @@ enum Section {
 
 /// Child-process probes the bench runs itself as (not for direct use).
 #[derive(Subcommand)]
-enum Probe {
+enum Child {
     /// Start a host and serve one request; print the times as JSON.
-    #[command(hide = true)]
-    ProbeStart {
+    #[command(hide = true, name = "probe-start")]
+    Start {
         /// Use a component cache in DIR.
         #[arg(long)]
         cache: Option<PathBuf>,
     },
     /// Build a table of LINKS links; print RSS before and after as JSON.
-    #[command(hide = true)]
-    ProbeMemory {
+    #[command(hide = true, name = "probe-memory")]
+    Memory {
         /// Links in the table.
         #[arg(long)]
         links: usize,
@@ -96,8 +96,8 @@ enum Probe {
     /// Put links through wasmCloud's control client from CLIENTS clients
     /// for SECONDS on a lattice some host serves, and print puts/s: a load
     /// to profile a host under.
-    #[command(hide = true)]
-    ProbeLoad {
+    #[command(hide = true, name = "probe-load")]
+    Load {
         /// NATS URL.
         #[arg(long)]
         nats: String,
@@ -113,8 +113,8 @@ enum Probe {
     },
     /// Run `spec-host` with these arguments (the lattice sections serve
     /// with it, in a process of its own).
-    #[command(hide = true)]
-    ProbeServe {
+    #[command(hide = true, name = "probe-serve")]
+    Serve {
         /// spec-host's own arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -126,10 +126,10 @@ fn main() -> Result<()> {
     let main_started = Instant::now();
     let cli = Cli::parse();
     match &cli.probe {
-        Some(Probe::ProbeStart { cache }) => return start::probe(main_started, cache.as_deref()),
-        Some(Probe::ProbeMemory { links, native }) => return memory::probe(*native, *links),
-        Some(Probe::ProbeServe { args }) => return hosts::probe_serve(args),
-        Some(Probe::ProbeLoad {
+        Some(Child::Start { cache }) => return start::probe(main_started, cache.as_deref()),
+        Some(Child::Memory { links, native }) => return memory::probe(*native, *links),
+        Some(Child::Serve { args }) => return hosts::probe_serve(args),
+        Some(Child::Load {
             nats,
             lattice,
             clients,

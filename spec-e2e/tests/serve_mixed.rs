@@ -247,11 +247,41 @@ async fn a_deleted_spec_is_first_written_without_links() {
     served.stop().await.unwrap();
 }
 
+/// Answers `host.ping` as a wasmCloud host does: what tells spec-host that
+/// the lattice has hosts that write blindly.
+async fn fake_wasmcloud_host(url: &str, lattice: &str) -> tokio::task::JoinHandle<()> {
+    let client = async_nats::connect(url).await.unwrap();
+    let mut pings = client
+        .subscribe(format!("wasmbus.ctl.v1.{lattice}.host.ping"))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(msg) = pings.next().await {
+            if let Some(reply) = msg.reply {
+                let _ = client
+                    .publish(
+                        reply,
+                        Bytes::from_static(br#"{"success":true,"message":""}"#),
+                    )
+                    .await;
+            }
+        }
+    })
+}
+
 #[tokio::test]
 async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
     let n = nats().await;
     let url = n.server.url();
+    let _wasmcloud = fake_wasmcloud_host(&url, "blind").await;
     let served = serve(&url, "blind", &[], None).await;
+    // The census has seen the wasmCloud host: the guard is on.
+    let started = Instant::now();
+    while served.service.census().wasmcloud_hosts == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no census");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let client = ctl(&url, "blind").await;
     let specs = served.service.lattice.specs.clone();
     assert!(client
@@ -307,5 +337,34 @@ async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
         !String::from_utf8_lossy(&now).contains("kv-b"),
         "resurrected"
     );
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_wasmcloud_hosts_the_guard_stays_out_of_the_way() {
+    // A lattice of spec-hosts only: a link dropped by someone writing the
+    // bucket directly is not put back (no host writes blindly; acting on
+    // absence could bring back a deleted link whose event was lost).
+    let n = nats().await;
+    let url = n.server.url();
+    let served = serve(&url, "pure", &[], None).await;
+    let client = ctl(&url, "pure").await;
+    assert!(client
+        .put_link(link("app", "kv-a", &[]))
+        .await
+        .unwrap()
+        .succeeded());
+    let specs = served.service.lattice.specs.clone();
+    specs
+        .put(
+            "COMPONENT_app",
+            Bytes::from_static(br#"{"url":"","links":[]}"#),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
+    assert_eq!(now.as_ref(), br#"{"url":"","links":[]}"#);
+    assert_eq!(served.service.census().wasmcloud_hosts, 0);
     served.stop().await.unwrap();
 }

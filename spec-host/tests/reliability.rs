@@ -17,7 +17,8 @@
 //! Scenarios: plain load with bad inputs; `kill -9` of the nats-server;
 //! `kill -9` of a spec-host; `kill -9` of the bucket leader in a 3-node
 //! cluster; a swap of both hosts to a plugin that traps on one id, with
-//! poison pills, and back.
+//! poison pills, and back; a 64-wide flood of `link.get` and status
+//! requests; calls that loop over the plugin's imports.
 //!
 //! Sizes: a short run by default (CI: `cargo test`); `RELIABILITY_FULL=1`
 //! for 8 clients × 250 ops per scenario (`scripts/reliability.sh`).
@@ -111,4 +112,14 @@ fn cluster_node_kill_mid_load_loses_nothing() {
 #[test]
 fn plugin_swap_and_poison_pill_under_load() {
     run("plugin-faults", Fault::PluginSwap);
+}
+
+#[test]
+fn a_flood_of_reads_fails_no_write() {
+    run("read-flood", Fault::Flood);
+}
+
+#[test]
+fn calls_looping_over_imports_fail_alone() {
+    run("import-loop", Fault::ImportLoop);
 }

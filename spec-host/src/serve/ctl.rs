@@ -19,9 +19,10 @@
 //! `wasmbus.rpc.{lattice}.{source_id}.linkdefs.put` and `…{target}…` (not
 //! when it names a secret), then a `linkdef_set` event; after a delete, each
 //! removed link to `…{source_id}.linkdefs.del` and `…{target}…`, then a
-//! `linkdef_deleted` event. Ids that are providers of this host are left
-//! out of those id-addressed messages: its table delivers the same change
-//! to them, and a provider must not hear it twice from one host.
+//! `linkdef_deleted` event. Ids that are providers of a spec-host (this
+//! one or another, see `serve::census`) are left out of those id-addressed
+//! messages: their own host's table delivers the change, in store order,
+//! and a second copy from another host could arrive out of order.
 
 use serde::{Deserialize, Serialize};
 use spec_model::Link;
@@ -230,15 +231,19 @@ async fn put(service: &Service, payload: &[u8]) -> CtlResponse<()> {
 }
 
 /// Sends `link` to its source's and target's id subjects (put or del),
-/// leaving out this host's own providers. Failures are logged: the request
-/// itself has succeeded (v1.9 only warns, too).
+/// leaving out providers of spec-hosts (their own host's table tells them,
+/// in store order). Failures are logged: the request itself has succeeded
+/// (v1.9 only warns, too).
 async fn broadcast(service: &Service, link: &Link, put: bool) {
     let defs = service.lattice.link_defs();
     let mut ids = vec![&link.source_id];
     if link.target != link.source_id {
         ids.push(&link.target);
     }
-    for id in ids.into_iter().filter(|id| !service.providers.contains(id)) {
+    for id in ids
+        .into_iter()
+        .filter(|id| !service.served_by_a_spec_host(id))
+    {
         let sent = if put {
             defs.put(id, link).await
         } else {

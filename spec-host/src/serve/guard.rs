@@ -14,13 +14,19 @@
 //! and keeps, per acknowledged link, whether it is stored:
 //!
 //! * a link acknowledged and not deleted since, missing from its source's
-//!   spec, is put back through the plugin (compare-and-swap, the same put
-//!   rules: if they refuse it now — another put took its name — it is let
-//!   go);
+//!   spec — no link of its source, namespace, package and name is stored —
+//!   is put back through the plugin (compare-and-swap, the same put rules:
+//!   if they refuse it now, it is let go). A link of that name stored with
+//!   other interfaces or configs was replaced, not dropped: let go too;
 //! * a `linkdef_deleted` for its source, namespace, package and name, or
 //!   its source's spec deleted, ends the watch over it;
 //! * once it has been stored for [`SETTLED`] (longer than any in-flight
 //!   read-modify-write of a v1.9 host can take) it is let go too.
+//!
+//! The guard acts only while the lattice has wasmCloud hosts (the census
+//! sees them answer `host.ping`): spec-hosts write with compare-and-swap
+//! and never drop a link, and a guard that acted on a missed
+//! `linkdef_deleted` would bring back a deleted link.
 //!
 //! Spec changes come from this host's follower (no second consumer of the
 //! bucket); links are checked against this host's table, on a tick, sooner
@@ -173,6 +179,9 @@ pub async fn run(
         tokio::select! {
             _ = stop.changed() => return,
             Some(msg) = sets.next() => {
+                if service.census().wasmcloud_hosts == 0 {
+                    continue;
+                }
                 if let Some(link) = event_link(&msg.payload) {
                     stats.acknowledged.fetch_add(1, Ordering::Relaxed);
                     book.acknowledge(link);
@@ -198,7 +207,13 @@ pub async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            _ = tick.tick() => check(&service, &stats, &mut book).await,
+            _ = tick.tick() => {
+                if service.census().wasmcloud_hosts == 0 {
+                    book = Book::default();
+                    continue;
+                }
+                check(&service, &stats, &mut book).await
+            }
         }
     }
 }
@@ -235,6 +250,17 @@ async fn check(service: &Service, stats: &GuardStats, book: &mut Book) {
                     // A change of its source brings the check forward.
                     w.next_check = since + SETTLED;
                 }
+                continue;
+            }
+            let same_name = |s: &Link| {
+                s.wit_namespace == w.link.wit_namespace
+                    && s.wit_package == w.link.wit_package
+                    && s.name == w.link.name
+            };
+            if stored.iter().any(same_name) {
+                // Replaced (other interfaces, configs or target), not
+                // dropped: the later write wins.
+                w.repairs = MAX_REPAIRS + 1;
                 continue;
             }
             w.stored_since = None;

@@ -16,6 +16,7 @@
 //! call deadline is answered with an error and never run, since its caller
 //! has given up by then.
 
+pub mod census;
 pub mod config;
 pub mod ctl;
 pub mod guard;
@@ -80,6 +81,7 @@ pub struct Service {
     /// What the guard of acknowledged links did.
     pub guard: Arc<guard::GuardStats>,
     link_get: std::sync::Mutex<Option<(u64, ctl::Handled)>>,
+    census: RwLock<census::Census>,
 }
 
 impl Service {
@@ -105,7 +107,32 @@ impl Service {
             follow: RwLock::new(None),
             guard: Arc::new(guard::GuardStats::default()),
             link_get: std::sync::Mutex::new(None),
+            census: RwLock::new(census::Census::default()),
         }
+    }
+
+    /// The last census of the lattice.
+    pub fn census(&self) -> census::Census {
+        self.census
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_census(&self, census: census::Census) {
+        *self.census.write().unwrap_or_else(|p| p.into_inner()) = census;
+    }
+
+    /// Whether `id` is a provider some spec-host (this one included)
+    /// delivers link changes to from its table.
+    pub fn served_by_a_spec_host(&self, id: &str) -> bool {
+        self.providers.iter().any(|p| p == id)
+            || self
+                .census
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .spec_host_providers
+                .contains(id)
     }
 
     /// The `link.get` reply made for table version `version`, if kept.
@@ -216,6 +243,7 @@ pub async fn serve(
     *service.follow.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&follower.stats));
     follower.ready().await;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let counting = tokio::spawn(census::run(Arc::clone(&service), stop_rx.clone()));
     let guarding = tokio::spawn(guard::run(
         Arc::clone(&service),
         Arc::clone(&service.guard),
@@ -314,6 +342,7 @@ pub async fn serve(
         let _ = watcher.await;
     }
     let _ = guarding.await;
+    let _ = counting.await;
     follower.stop().await;
     let _ = client.flush().await;
     tracing::info!("stopped");

@@ -315,3 +315,105 @@ pub async fn poison_pills(
     }
     (count, refused, problems, example)
 }
+
+/// A running flood of reads, stopped by [`FloodStop::finish`].
+pub struct FloodStop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What a flood got back.
+#[derive(Default)]
+pub struct FloodStats {
+    answered: std::sync::atomic::AtomicU64,
+    busy: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+/// Starts `width` clients sending `link.get` (even ones) and status
+/// requests (odd ones) in a loop.
+pub async fn flood(
+    urls: &[String],
+    lattice: &str,
+    width: usize,
+) -> (std::sync::Arc<FloodStats>, FloodStop) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stats = std::sync::Arc::new(FloodStats::default());
+    let mut tasks = Vec::new();
+    for i in 0..width {
+        let ctl = super::load::ctl_client(urls, lattice).await;
+        let raw = super::fixture::connect(urls).await;
+        let (stop, stats, lattice) = (stop.clone(), stats.clone(), lattice.to_string());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let counter = if i % 2 == 0 {
+                    match ctl.get_links().await {
+                        Ok(r) if r.succeeded() => &stats.answered,
+                        Ok(r) if r.message().contains("busy") => &stats.busy,
+                        _ => &stats.failed,
+                    }
+                } else {
+                    match spec_host::serve::collect_status(
+                        &raw,
+                        &lattice,
+                        std::time::Duration::from_millis(100),
+                    )
+                    .await
+                    {
+                        Ok(s) if !s.is_empty() => &stats.answered,
+                        Ok(_) => &stats.busy,
+                        Err(_) => &stats.failed,
+                    }
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    (stats.clone(), FloodStop { stop, tasks })
+}
+
+impl FloodStop {
+    /// Stops the flood; (answered, busy, failed).
+    pub async fn finish(self, stats: std::sync::Arc<FloodStats>) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        (
+            stats.answered.load(Ordering::Relaxed),
+            stats.busy.load(Ordering::Relaxed),
+            stats.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Sends puts that make the faulty build loop over `get`, one after
+/// another for `lasting`; (sent, cut off by the import cap, an example
+/// reply).
+pub async fn import_loops(
+    ctl: &CtlClient,
+    lasting: std::time::Duration,
+) -> (usize, usize, Option<String>) {
+    let started = std::time::Instant::now();
+    let (mut sent, mut cut, mut example) = (0, 0, None);
+    while started.elapsed() < lasting {
+        let key = LinkKey {
+            source: "poison-loop".into(),
+            name: format!("loop{sent}"),
+        };
+        let change = Change::Put {
+            target: "prov-a".into(),
+            interfaces: vec!["store".into()],
+        };
+        sent += 1;
+        if let (Reply::Unacked(e), false) = send(ctl, &key, &change).await {
+            if e.contains("import calls") {
+                cut += 1;
+            }
+            example.get_or_insert(e);
+        }
+    }
+    (sent, cut, example)
+}

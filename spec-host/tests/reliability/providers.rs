@@ -266,8 +266,13 @@ impl Recorder {
                 }
             }
         }
+        // Ids that are no running provider (sources, a provider on no host)
+        // also get v1.9's id-addressed copies of every put and delete; they
+        // are counted, not checked: nobody runs there, and copies from
+        // different hosts carry no order.
         for ((provider, key, _), last) in &r.last {
-            if !seen.contains(&(provider.clone(), key.clone(), provider.clone()))
+            if providers.contains(&provider.as_str())
+                && !seen.contains(&(provider.clone(), key.clone(), provider.clone()))
                 && *last != Last::Del
             {
                 out.push(Mismatch::Link {

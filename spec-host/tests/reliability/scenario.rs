@@ -31,6 +31,11 @@ pub enum Fault {
     /// Both hosts swapped to the plugin that traps on `poison-pill`,
     /// poison pills sent, swapped back; bad inputs alongside.
     PluginSwap,
+    /// 64 clients flood `link.get` and status requests beside the load.
+    Flood,
+    /// Both hosts run the faulty build; one client keeps sending a put that
+    /// makes it loop over its imports until the import cap cuts it off.
+    ImportLoop,
 }
 
 /// Sizes of one run.
@@ -52,7 +57,7 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
     let wall = Instant::now();
     let mut fx = match fault {
         Fault::ClusterNodeKill => Fixture::cluster(name).await,
-        Fault::PluginSwap => Fixture::single(name, true).await,
+        Fault::PluginSwap | Fault::ImportLoop => Fixture::single(name, true).await,
         _ => Fixture::single(name, false).await,
     };
     let urls = fx.urls();
@@ -78,7 +83,7 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
     let plan = cfg.plan;
     let (load, gate) = load::start(&urls, &fx.lattice, plan, fault != Fault::None).await;
     let bad = match fault {
-        Fault::None | Fault::PluginSwap => {
+        Fault::None | Fault::PluginSwap | Fault::Flood => {
             let (client, lattice) = (side.clone(), fx.lattice.clone());
             let (n, seed) = (cfg.bad_inputs, plan.seed);
             Some(tokio::spawn(async move {
@@ -198,6 +203,51 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
                     first_and_last_line(&example.unwrap_or_default())
                 ));
             }
+            Fault::Flood => {
+                let (stats, stop) = checks::flood(&urls, &fx.lattice, 64).await;
+                let acked = load.progress.acked.load(Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let during = load.progress.acked.load(Ordering::Relaxed) - acked;
+                let (answered, busy, failed) = stop.finish(stats).await;
+                faults.push(format!(
+                    "64 clients flooding link.get and status for 3 s from op {at}: {answered} answered, {busy} answered busy, {failed} failed; {during} load ops acknowledged meanwhile"
+                ));
+                if during == 0 {
+                    problems.push("no load operation acknowledged during the flood".into());
+                }
+            }
+            Fault::ImportLoop => {
+                let t = Instant::now();
+                fx.swap_plugin_file(test_artifacts::PLUGIN_FAULTY_WASM);
+                wait_versions(&mut fx, true).await;
+                let ctl = ctl_client(&urls, &fx.lattice).await;
+                let acked = load.progress.acked.load(Ordering::Relaxed);
+                let (loops, cut, example) =
+                    checks::import_loops(&ctl, Duration::from_secs(3)).await;
+                let during = load.progress.acked.load(Ordering::Relaxed) - acked;
+                for h in &mut fx.hosts {
+                    h.assert_running();
+                }
+                fx.swap_plugin_file(spec_host::bundled::PLUGIN_PATH);
+                wait_versions(&mut fx, false).await;
+                faults.push(format!(
+                    "both hosts on the +faulty build from op {at} ({:.1} s): {loops} puts that loop over `get`, {cut} of them cut off by the import cap, {during} load ops acknowledged meanwhile; swapped back",
+                    t.elapsed().as_secs_f64()
+                ));
+                faults.push(format!(
+                    "looping put reply: {}",
+                    first_and_last_line(&example.unwrap_or_default())
+                ));
+                if cut != loops {
+                    problems.push(format!(
+                        "{} looping puts not cut off by the import cap",
+                        loops - cut
+                    ));
+                }
+                if during == 0 {
+                    problems.push("no load operation acknowledged while calls looped".into());
+                }
+            }
             Fault::None => {}
         }
         gate.close();
@@ -217,7 +267,11 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
 
     // Without a connection fault, no request may fail: not during a swap,
     // not beside a request that traps.
-    if matches!(fault, Fault::None | Fault::PluginSwap) && out.unacked > 0 {
+    if matches!(
+        fault,
+        Fault::None | Fault::PluginSwap | Fault::Flood | Fault::ImportLoop
+    ) && out.unacked > 0
+    {
         problems.push(format!(
             "{} load operations failed without a connection fault",
             out.unacked
