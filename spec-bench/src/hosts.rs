@@ -93,6 +93,16 @@ fn log_file(name: &str) -> Result<std::fs::File> {
 /// Starts `spec-host serve` on `lattice` (this binary as `probe-serve`),
 /// with `extra` spec-host flags.
 pub fn spawn_spec_host(url: &str, lattice: &str, extra: &[String]) -> Result<HostProcess> {
+    spawn_spec_host_as(url, lattice, &format!("bench-{lattice}"), extra)
+}
+
+/// As [`spawn_spec_host`], with host id `id`.
+pub fn spawn_spec_host_as(
+    url: &str,
+    lattice: &str,
+    id: &str,
+    extra: &[String],
+) -> Result<HostProcess> {
     let me = std::env::current_exe().context("finding the bench binary")?;
     let mut args: Vec<String> = vec![
         "probe-serve".into(),
@@ -103,17 +113,13 @@ pub fn spawn_spec_host(url: &str, lattice: &str, extra: &[String]) -> Result<Hos
         lattice.into(),
     ];
     args.extend(extra.iter().cloned());
-    args.extend([
-        "serve".into(),
-        "--host-id".into(),
-        format!("bench-{lattice}"),
-    ]);
+    args.extend(["serve".into(), "--host-id".into(), id.into()]);
     let child = Command::new(me)
         .args(&args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log_file(&format!("spec-host-{lattice}"))?)
+        .stderr(log_file(&format!("spec-host-{id}"))?)
         .spawn()
         .context("starting spec-host serve")?;
     Ok(HostProcess {

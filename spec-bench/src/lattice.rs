@@ -136,7 +136,7 @@ pub struct LatticeLoad {
 }
 
 /// A wasmCloud control client on an async-nats 0.39 connection.
-async fn ctl_client(url: &str, lattice: &str) -> Result<CtlClient> {
+pub(crate) async fn ctl_client(url: &str, lattice: &str) -> Result<CtlClient> {
     let nc = async_nats_039::connect(url)
         .await
         .context("connecting a control client")?;
@@ -194,14 +194,14 @@ async fn put_once(how: &Putter, source: &str) -> Result<bool> {
 }
 
 /// How a client puts.
-enum Putter {
+pub(crate) enum Putter {
     Ctl(Box<CtlClient>),
     Raw(Box<async_nats::jetstream::kv::Store>),
 }
 
 /// One run: `clients` clients, `per_client` puts each, fresh sources.
 /// Returns (puts/s, latencies µs, failures).
-async fn run_load(
+pub(crate) async fn run_load(
     putters: &[Arc<Putter>],
     clients: usize,
     per_client: usize,

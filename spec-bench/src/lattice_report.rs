@@ -1,5 +1,5 @@
-//! Tables, targets and the chart of sections 7 (lattice load) and 8
-//! (catch-up).
+//! Tables, targets and the chart of sections 7 (lattice load), 8
+//! (catch-up) and 9 (rollout).
 
 use crate::catchup::CatchUp;
 use crate::chart::Series;
@@ -216,4 +216,77 @@ pub fn throughput_series(l: &LatticeLoad) -> Vec<Series> {
         })
     })
     .collect()
+}
+
+/// The table of section 9.
+pub fn rollout_table(r: &crate::rollout::RolloutBench) -> TextTable {
+    let mut t = TextTable::new(
+        "9. Lattice rollout, 3 spec-host serve processes",
+        &["measure", "value", "detail"],
+    )
+    .left(0)
+    .left(2);
+    for (i, round) in r.rounds.iter().enumerate() {
+        t.row(vec![
+            format!(
+                "round {}: 8 clients, {}",
+                i + 1,
+                if round.shadowing {
+                    "every host shadowing"
+                } else {
+                    "no rollout"
+                }
+            ),
+            ops(round.ops_s),
+            format!(
+                "p50 {}, p99 {}, {} failed",
+                table::time(round.p50_us),
+                table::time(round.p99_us),
+                round.failed
+            ),
+        ]);
+    }
+    t.row(vec![
+        "shadow overhead on link.put latency".into(),
+        format!("p50 {:.2}×", r.p50_ratio),
+        format!(
+            "p99 {:.2}× (medians, shadowing / not); {} requests and table changes compared, {} differed",
+            r.p99_ratio, r.compared, r.differences
+        ),
+    ]);
+    for ro in &r.rollouts {
+        t.row(vec![
+            format!(
+                "rollout to 3 hosts, {}",
+                if ro.batch == 1 {
+                    "one at a time".to_string()
+                } else {
+                    format!("{} at once", ro.batch)
+                }
+            ),
+            format!("{:.1} s", ro.seconds),
+            format!(
+                "windows it was told to wait {:.0} s, so {:.1} s of fetching, shadow start, switching and polling; {} failed of {} puts meanwhile",
+                ro.windows_s,
+                (ro.seconds - ro.windows_s).max(0.0),
+                ro.failed,
+                ro.puts
+            ),
+        ]);
+    }
+    t.note("The new build differs from the running one in its version string only. A shadowed request is repeated off the request path, on the reads the live request made.");
+    t
+}
+
+/// The targets of section 9.
+pub fn rollout_targets(r: &crate::rollout::RolloutBench) -> Vec<Target> {
+    let failed: u64 = r.rollouts.iter().map(|x| x.failed).sum::<u64>()
+        + r.rounds.iter().map(|x| x.failed).sum::<u64>();
+    let puts: u64 = r.rollouts.iter().map(|x| x.puts).sum();
+    vec![target(
+        "link.put during rollouts and shadowing",
+        "0 failed",
+        format!("{failed} failed ({puts} puts during rollouts)"),
+        failed == 0,
+    )]
 }

@@ -4,7 +4,9 @@
 //!
 //! Sections: 1. boundary cost on the in-memory store; 2. end to end on
 //! NATS (latency, throughput); 3. diff scaling against the seed's nested
-//! scan; 4. start to first request and swap under load; 5. memory.
+//! scan; 4. start to first request and swap under load; 5. memory;
+//! 7. lattice load against the wasmCloud v1.9 host and raw JetStream;
+//! 8. catch-up; 9. lattice rollout.
 //! `--quick` runs the same sections with fewer repetitions (CI runs it; it
 //! asserts no timing and fails only when something breaks).
 //!
@@ -26,6 +28,7 @@ mod lattice_report;
 mod memory;
 mod native;
 mod report;
+mod rollout;
 mod sides;
 mod start;
 mod stats;
@@ -71,6 +74,7 @@ enum Section {
     Memory,
     Lattice,
     CatchUp,
+    Rollout,
 }
 
 /// Child-process probes the bench runs itself as (not for direct use).
@@ -188,7 +192,7 @@ async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
         ..Results::default()
     };
     if wanted(Section::Boundary) {
-        progress("1/8 boundary cost on the in-memory store");
+        progress("1/9 boundary cost on the in-memory store");
         r.boundary = Some(
             boundary::run(&plugin, quick)
                 .await
@@ -196,22 +200,22 @@ async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
         );
     }
     if wanted(Section::E2e) {
-        progress("2/8 end to end on NATS");
+        progress("2/9 end to end on NATS");
         r.e2e = Some(e2e::run(&plugin, quick).await.context("NATS section")?);
     }
     if wanted(Section::Diff) {
-        progress("3/8 diff scaling");
+        progress("3/9 diff scaling");
         r.diff = Some(diff::run(&plugin, quick).await.context("diff section")?);
     }
     if wanted(Section::Start) {
-        progress("4/8 start to first request");
+        progress("4/9 start to first request");
         let start = tokio::task::spawn_blocking(move || start::run(quick))
             .await
             .context("the start section panicked")?;
         r.start = Some(start.context("start section")?);
     }
     if wanted(Section::Swap) {
-        progress("5/8 swap under load");
+        progress("5/9 swap under load");
         r.swap = Some(
             swap::run(&engine, &plugin, quick)
                 .await
@@ -219,7 +223,7 @@ async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
         );
     }
     if wanted(Section::Memory) {
-        progress("6/8 memory");
+        progress("6/9 memory");
         r.memory = Some(
             memory::run(&plugin, quick)
                 .await
@@ -227,12 +231,16 @@ async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
         );
     }
     if wanted(Section::Lattice) {
-        progress("7/8 lattice load: spec-host serve, wasmCloud v1.9 host, raw JetStream");
+        progress("7/9 lattice load: spec-host serve, wasmCloud v1.9 host, raw JetStream");
         r.lattice = Some(lattice::run(quick).await.context("lattice section")?);
     }
     if wanted(Section::CatchUp) {
-        progress("8/8 catch-up");
+        progress("8/9 catch-up");
         r.catch_up = Some(catchup::run(quick).await.context("catch-up section")?);
+    }
+    if wanted(Section::Rollout) {
+        progress("9/9 lattice rollout: shadow overhead and rollout time, 3 hosts");
+        r.rollout = Some(rollout::run(quick).await.context("rollout section")?);
     }
     Ok(r)
 }

@@ -31,6 +31,8 @@ pub struct Results {
     pub lattice: Option<crate::lattice::LatticeLoad>,
     /// Section 8: catch-up.
     pub catch_up: Option<crate::catchup::CatchUp>,
+    /// Section 9: lattice rollout.
+    pub rollout: Option<crate::rollout::RolloutBench>,
     /// The targets, checked.
     pub targets: Vec<Target>,
     /// Wall time of the whole run, seconds.
@@ -151,6 +153,9 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
         r.lattice.as_ref(),
         r.catch_up.as_ref(),
     ));
+    if let Some(ro) = &r.rollout {
+        out.extend(crate::lattice_report::rollout_targets(ro));
+    }
     out
 }
 
@@ -272,6 +277,9 @@ pub fn tables(r: &Results) -> Vec<TextTable> {
         r.lattice.as_ref(),
         r.catch_up.as_ref(),
     ));
+    if let Some(ro) = &r.rollout {
+        out.push(crate::lattice_report::rollout_table(ro));
+    }
     out.push(targets_table(&r.targets));
     out
 }

@@ -207,7 +207,7 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         max_in_flight,
     } = options;
     use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
-    use spec_host::serve::{status::PluginInfo, Reload, Service};
+    use spec_host::serve::{status::PluginInfo, Service, Swaps};
     let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
         Ok(l) => l,
         Err(e) => panic!("opening the lattice: {e:?}"),
@@ -235,7 +235,9 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
     let digest = plugin.digest().to_string();
     let host = match SpecHost::start(
         plugin,
-        Arc::new(lattice.key_value()),
+        Arc::new(spec_host::rollout::shadow::ReadLog::new(Arc::new(
+            lattice.key_value(),
+        ))),
         Arc::new(lattice.notifier(local)),
         limits.unwrap_or_default(),
     )
@@ -261,11 +263,15 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         service = service.with_max_in_flight(n);
     }
     let service = Arc::new(service);
-    let reload = plugin_file.map(|path| Reload { engine, path });
+    let swaps = plugin_file.map(|path| Swaps {
+        engine,
+        watch: Some(path),
+        rollouts: false,
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(spec_host::serve::serve(
         Arc::clone(&service),
-        reload,
+        swaps,
         async move {
             let _ = stopped.await;
         },

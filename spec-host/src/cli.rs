@@ -24,6 +24,7 @@ mod demo;
 mod follow;
 mod local_server;
 mod output;
+mod plugin;
 
 /// Runs wasmCloud's component-spec logic as a WebAssembly plugin.
 #[derive(Debug, Parser)]
@@ -120,6 +121,10 @@ pub enum Command {
         /// This host's id in status replies (default: random).
         #[arg(long)]
         host_id: Option<String>,
+        /// Do not take part in lattice rollouts (`spec-host plugin
+        /// rollout`): this host runs its own --plugin build only.
+        #[arg(long)]
+        no_rollouts: bool,
     },
     /// Show every serving host of the lattice: plugin version and digest,
     /// providers, link count.
@@ -131,6 +136,10 @@ pub enum Command {
     /// A short scripted session: a link put reaching a provider, a
     /// conflict rejected, a delete delivered, and the stored JSON.
     Demo,
+    /// Plugin builds kept in the lattice, and rolling them out to every
+    /// serving host.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// `spec …`
@@ -261,6 +270,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config(command) = &cli.command {
         return config::run(&cli, command).await;
     }
+    if let Command::Plugin(command) = &cli.command {
+        return plugin::run(&cli, command).await;
+    }
     let engine = PluginEngine::new()
         .context("starting the wasm engine")?
         .with_cache(ComponentCache::new(cli.state_dir().join("compiled")));
@@ -304,9 +316,17 @@ async fn run_with(
     backends: &backends::Backends,
 ) -> anyhow::Result<()> {
     let digest = plugin.digest().to_string();
+    // A serving host notes what each request read, for a build shadowed
+    // in a rollout to be given the same.
+    let kv: Arc<dyn crate::backend::KeyValue> = match cli.command {
+        Command::Serve { .. } => {
+            Arc::new(crate::rollout::shadow::ReadLog::new(backends.kv.clone()))
+        }
+        _ => backends.kv.clone(),
+    };
     let host = SpecHost::start_with_pool(
         plugin,
-        backends.kv.clone(),
+        kv,
         backends.notify.clone(),
         cli.limits(),
         cli.pool_size.unwrap_or_else(default_pool_size),
@@ -316,7 +336,11 @@ async fn run_with(
     if let Command::Demo = cli.command {
         return demo::run(&host, backends, backends.recorder.clone(), cli.json).await;
     }
-    if let Command::Serve { host_id } = &cli.command {
+    if let Command::Serve {
+        host_id,
+        no_rollouts,
+    } = &cli.command
+    {
         let lattice = backends
             .lattice
             .clone()
@@ -335,11 +359,12 @@ async fn run_with(
             providers,
             info,
         ));
-        let reload = cli.plugin.clone().map(|path| crate::serve::Reload {
+        let swaps = crate::serve::Swaps {
             engine: Arc::clone(engine),
-            path,
-        });
-        return crate::serve::serve(service, reload, follow::shutdown_signal()).await;
+            watch: cli.plugin.clone(),
+            rollouts: !no_rollouts,
+        };
+        return crate::serve::serve(service, Some(swaps), follow::shutdown_signal()).await;
     }
     if let Command::Follow = cli.command {
         let lattice = backends
@@ -398,7 +423,8 @@ async fn run_with(
         | Command::Follow
         | Command::Serve { .. }
         | Command::Status { .. }
-        | Command::Config(_) => {}
+        | Command::Config(_)
+        | Command::Plugin(_) => {}
     }
     Ok(())
 }
@@ -415,17 +441,7 @@ fn random_host_id() -> String {
 
 /// Lines describing what an update changed and delivered, for text output.
 pub(crate) fn update_lines(report: &UpdateReport) -> Vec<String> {
-    let show = |link: &Link| {
-        format!(
-            "{} -[{}:{}/{} ({})]-> {}",
-            link.source_id,
-            link.wit_namespace,
-            link.wit_package,
-            link.interfaces.join(","),
-            link.name,
-            link.target
-        )
-    };
+    let show = |link: &Link| link.to_string();
     let mut lines: Vec<String> = report
         .removed
         .iter()

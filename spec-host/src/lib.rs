@@ -18,6 +18,8 @@
 //!   CPU budget, deadline and import cap, instances replaced after a fault.
 //! * [`serve`] — the lattice service: wasmCloud link control requests,
 //!   status, hot swap of the plugin.
+//! * [`rollout`] — builds kept in the lattice, shadowed on live traffic,
+//!   rolled across the hosts and rolled back by themselves.
 //! * [`error`] — the typed errors of each boundary.
 //! * [`nats`] — JetStream KV and NATS delivery backends, following other
 //!   hosts through the bucket, and a local nats-server.
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod error;
 pub mod nats;
 pub mod plugin;
+pub mod rollout;
 pub mod serve;
 
 pub use error::{CallError, LoadError, SpecError};

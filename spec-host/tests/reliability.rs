@@ -18,7 +18,10 @@
 //! `kill -9` of a spec-host; `kill -9` of the bucket leader in a 3-node
 //! cluster; a swap of both hosts to a plugin that traps on one id, with
 //! poison pills, and back; a 64-wide flood of `link.get` and status
-//! requests; calls that loop over the plugin's imports.
+//! requests; calls that loop over the plugin's imports; on three hosts,
+//! lattice rollouts (`spec-host plugin rollout`) of a good build, of one
+//! caught in shadow, of one rolled back by itself and of one that cannot
+//! take over the table (`reliability/rollout.rs`).
 //!
 //! Sizes: a short run by default (CI: `cargo test`); `RELIABILITY_FULL=1`
 //! for 8 clients × 250 ops per scenario (`scripts/reliability.sh`).
@@ -38,6 +41,8 @@ mod model;
 mod providers;
 #[path = "reliability/report.rs"]
 mod report;
+#[path = "reliability/rollout.rs"]
+mod rollout;
 #[path = "reliability/scenario.rs"]
 mod scenario;
 
@@ -122,4 +127,9 @@ fn a_flood_of_reads_fails_no_write() {
 #[test]
 fn calls_looping_over_imports_fail_alone() {
     run("import-loop", Fault::ImportLoop);
+}
+
+#[test]
+fn lattice_rollouts_fail_no_request() {
+    run("rollout", Fault::Rollout);
 }

@@ -38,6 +38,24 @@ pub struct Link {
     pub target_config: Vec<String>,
 }
 
+/// `source -[ns:pkg/a,b (name)]-> target`: how tools print a link.
+impl core::fmt::Display for Link {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} -[{}:{}/",
+            self.source_id, self.wit_namespace, self.wit_package
+        )?;
+        for (i, interface) in self.interfaces.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(interface)?;
+        }
+        write!(f, " ({})]-> {}", self.name, self.target)
+    }
+}
+
 impl Link {
     /// A link with the default name and no configuration.
     pub fn new(

@@ -15,7 +15,7 @@ pub(crate) struct Printer {
     pub json: bool,
 }
 
-fn print_json(value: &impl Serialize) {
+pub(crate) fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         // Every type printed here is plain data with string keys, which
@@ -156,15 +156,30 @@ impl Printer {
                 s.host_id, s.lattice, s.bucket, s.plugin.version, s.plugin.digest
             );
             println!(
-                "  providers [{}], {} link(s) over {} component(s), up {} s, requests {} ok / {} failed, {} swap(s)",
+                "  providers [{}], {} link(s) over {} component(s), up {} s, requests {} ok / {} failed, {} swap(s), {} plugin fault(s)",
                 s.providers.join(", "),
                 s.links,
                 s.components,
                 s.uptime_secs,
                 s.requests_ok,
                 s.requests_failed,
-                s.swaps
+                s.swaps,
+                s.faults
             );
+            if let Some(r) = &s.rollout {
+                println!(
+                    "  rollout: {:?}{}{}",
+                    r.phase,
+                    r.target
+                        .as_ref()
+                        .map(|t| format!(", target {t}"))
+                        .unwrap_or_default(),
+                    r.reason
+                        .as_ref()
+                        .map(|why| format!(": {why}"))
+                        .unwrap_or_default()
+                );
+            }
         }
     }
 
@@ -174,15 +189,7 @@ impl Printer {
             return;
         }
         for l in &listing.links {
-            println!(
-                "{} -[{}:{}/{} ({})]-> {}",
-                l.source_id,
-                l.wit_namespace,
-                l.wit_package,
-                l.interfaces.join(","),
-                l.name,
-                l.target
-            );
+            println!("{l}");
         }
         println!("{} link(s)", listing.links.len());
         for id in &listing.undecodable {

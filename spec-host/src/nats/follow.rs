@@ -37,6 +37,7 @@ use super::subjects;
 use crate::backend::error_chain;
 use crate::error::{CallError, SpecError};
 use crate::plugin::SpecHost;
+use spec_model::UpdateReport;
 
 /// Counters of what a follower did.
 #[derive(Debug, Default)]
@@ -63,14 +64,21 @@ pub struct FollowStats {
 }
 
 /// A spec change the follower saw, for whoever else watches the lattice
-/// (the guard of acknowledged links) without a second consumer of the
-/// bucket.
+/// (the guard of acknowledged links, a shadow build) without a second
+/// consumer of the bucket. Sent after the table handled it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecChange {
     /// The component id.
     pub id: String,
     /// A delete or purge (else a put).
     pub deleted: bool,
+    /// Its store revision.
+    pub revision: u64,
+    /// The stored value (`None` for a delete or purge).
+    pub value: Option<Arc<[u8]>>,
+    /// What applying it did to the table; `None` when it was not applied
+    /// now (already held, refused, or waiting to be tried again).
+    pub report: Option<Arc<UpdateReport>>,
 }
 
 /// Applies bucket changes to a [`SpecHost`].
@@ -204,7 +212,16 @@ impl Follower {
                     }
                     () = retry => {
                         for change in parked.take_due() {
-                            self.apply(change, &stats, &mut parked).await;
+                            let seen = SpecChange {
+                                id: change.id.clone(),
+                                deleted: change.value.is_none(),
+                                revision: change.revision,
+                                value: change.value.as_deref().map(Arc::from),
+                                report: None,
+                            };
+                            if let Some(report) = self.apply(change, &stats, &mut parked).await {
+                                let _ = self.changes.send(SpecChange { report: Some(Arc::new(report)), ..seen });
+                            }
                         }
                         stats.pending.store(parked.len(), Ordering::Relaxed);
                         continue;
@@ -225,11 +242,15 @@ impl Follower {
                         // deliver: zero once the history is through.
                         let caught_up = entry.delta == 0;
                         if let Some(change) = Change::of(entry, &stats) {
-                            let seen = SpecChange {
+                            let mut seen = SpecChange {
                                 id: change.id.clone(),
                                 deleted: change.value.is_none(),
+                                revision: change.revision,
+                                value: change.value.as_deref().map(Arc::from),
+                                report: None,
                             };
-                            self.apply(change, &stats, &mut parked).await;
+                            seen.report =
+                                self.apply(change, &stats, &mut parked).await.map(Arc::new);
                             // Nobody listening is fine.
                             let _ = self.changes.send(seen);
                             stats.pending.store(parked.len(), Ordering::Relaxed);
@@ -243,10 +264,16 @@ impl Follower {
         }
     }
 
-    async fn apply(&self, change: Change, stats: &FollowStats, parked: &mut Parked) {
+    /// Applies a change; returns what it did to the table, if applied now.
+    async fn apply(
+        &self,
+        change: Change,
+        stats: &FollowStats,
+        parked: &mut Parked,
+    ) -> Option<UpdateReport> {
         if parked.is_superseded(&change) {
             stats.skipped.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         let outcome = self
             .host
@@ -273,6 +300,7 @@ impl Follower {
                     removed = report.removed.len(),
                     "applied spec change"
                 );
+                return Some(report);
             }
             Err(CallError::Spec(SpecError::Decode { message, .. })) => {
                 parked.settled(&change);
@@ -291,6 +319,7 @@ impl Follower {
                 tracing::warn!(key = %change.key(), revision = change.revision, error = %error_chain(&e), retry_in = ?wait, "spec change not applied; will try again");
             }
         }
+        None
     }
 }
 

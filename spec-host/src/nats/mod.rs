@@ -217,6 +217,48 @@ impl Lattice {
     }
 }
 
+impl Lattice {
+    /// A JetStream context on this lattice's connection.
+    pub fn jetstream(&self) -> jetstream::Context {
+        jetstream::ContextBuilder::new()
+            .timeout(self.options.op_timeout)
+            .build(self.client.clone())
+    }
+
+    /// Opens (or creates) another key-value bucket of the lattice.
+    pub async fn bucket(&self, name: &str) -> Result<jetstream::kv::Store, LatticeError> {
+        open_bucket(&self.jetstream(), name, self.options.replicas).await
+    }
+
+    /// Opens (or creates) an object store of the lattice.
+    pub async fn object_store(
+        &self,
+        name: &str,
+    ) -> Result<jetstream::object_store::ObjectStore, LatticeError> {
+        let js = self.jetstream();
+        if let Ok(store) = js.get_object_store(name).await {
+            return Ok(store);
+        }
+        let config = jetstream::object_store::Config {
+            bucket: name.to_string(),
+            storage: StorageType::File,
+            num_replicas: self.options.replicas.max(1),
+            ..Default::default()
+        };
+        match js.create_object_store(config).await {
+            Ok(store) => Ok(store),
+            // Another host made it in between.
+            Err(create) => js
+                .get_object_store(name)
+                .await
+                .map_err(|_| LatticeError::Bucket {
+                    bucket: name.to_string(),
+                    source: Box::new(create),
+                }),
+        }
+    }
+}
+
 /// Opens a bucket as it is, or creates it when it does not exist. An
 /// existing bucket's configuration is never changed.
 async fn open_bucket(

@@ -5,6 +5,16 @@ pub fn spec_bucket(lattice: &str) -> String {
     format!("LATTICEDATA_{lattice}")
 }
 
+/// Object store holding plugin builds and their compiled code, by digest.
+pub fn plugin_builds(lattice: &str) -> String {
+    format!("SPECPLUGINS_{lattice}")
+}
+
+/// Bucket holding the desired plugin build and every host's rollout state.
+pub fn rollout_bucket(lattice: &str) -> String {
+    format!("SPECROLLOUT_{lattice}")
+}
+
 /// Bucket holding named configurations (wasmCloud: `CONFIGDATA_{lattice}`).
 pub fn config_bucket(lattice: &str) -> String {
     format!("CONFIGDATA_{lattice}")

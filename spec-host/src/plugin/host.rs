@@ -27,7 +27,7 @@ use spec_model::{
 
 use super::instance::{Factory, PluginLimits};
 use super::keylock::KeyLocks;
-use super::owner::{self, Owner};
+use super::owner::{self, Handoff, Owner};
 use super::pool::Pool;
 use super::runtime::LoadedPlugin;
 use crate::backend::{KeyValue, ProviderNotify};
@@ -448,6 +448,23 @@ impl SpecHost {
     /// Replaces the table from a snapshot (delivers nothing).
     pub async fn restore_snapshot(&self, snapshot: Snapshot) -> Result<(), CallError> {
         self.inner.owner.restore_table(snapshot).await
+    }
+
+    /// The table with the store revision of each id, taken at one point
+    /// among the table's changes (for a shadow host to start from).
+    pub async fn handoff(&self) -> Result<Handoff, CallError> {
+        self.inner.owner.handoff().await
+    }
+
+    /// Takes over a table another host handed off; refused, with the
+    /// reason, by a build that cannot read its format (nothing changes).
+    pub async fn take_over(&self, handoff: Handoff) -> Result<(), CallError> {
+        self.inner.owner.take_over(handoff).await
+    }
+
+    /// The build serving requests now.
+    pub fn loaded_plugin(&self) -> LoadedPlugin {
+        self.engine().plugin.clone()
     }
 
     /// Switches to another build: its table owner is instantiated, checked

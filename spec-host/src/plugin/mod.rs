@@ -28,5 +28,6 @@ pub use cache::ComponentCache;
 pub use embed::{CallLimit, CallLimits};
 pub use host::{default_pool_size, SpecHost, TableStats};
 pub use instance::PluginLimits;
+pub use owner::Handoff;
 pub use runtime::{digest_of, LoadedPlugin, PluginEngine, SUPPORTED_CONTRACTS};
 pub use spec_model::Applied;

@@ -220,14 +220,7 @@ impl OwnerState {
     /// format, restored and answering, else the running one stays.
     async fn swap(&mut self, plugin: LoadedPlugin) -> Result<(Instance, String), CallError> {
         let mut instance = self.factory.instantiate(&plugin).await?;
-        let formats = instance
-            .call_infallible("snapshot-formats", async |p, s| p.snapshot_formats(s).await)
-            .await?;
-        if !formats.contains(&SNAPSHOT_FORMAT) {
-            return Err(CallError::Incompatible(format!(
-                "the build restores table snapshot formats {formats:?}; the running table is format {SNAPSHOT_FORMAT}"
-            )));
-        }
+        check_formats(&mut instance).await?;
         let snapshot = read(&self.mirror).snapshot();
         restore(&mut instance, &snapshot).await?;
         let version = instance
@@ -235,6 +228,30 @@ impl OwnerState {
             .await?;
         Ok((instance, version))
     }
+}
+
+/// Refuses a build that cannot restore this host's snapshot format.
+async fn check_formats(instance: &mut Instance) -> Result<(), CallError> {
+    let formats = instance
+        .call_infallible("snapshot-formats", async |p, s| p.snapshot_formats(s).await)
+        .await?;
+    if !formats.contains(&SNAPSHOT_FORMAT) {
+        return Err(CallError::Incompatible(format!(
+            "the build restores table snapshot formats {formats:?}; the running table is format {SNAPSHOT_FORMAT}"
+        )));
+    }
+    Ok(())
+}
+
+/// A table handed from one host to another: its snapshot and, per id, the
+/// store revision it holds — taken at one point in the owner's queue, so a
+/// change is in both or in neither.
+#[derive(Clone, Debug, Default)]
+pub struct Handoff {
+    /// The table.
+    pub snapshot: Snapshot,
+    /// Per id, the newest store revision applied.
+    pub applied: HashMap<String, u64>,
 }
 
 async fn restore(instance: &mut Instance, snapshot: &Snapshot) -> Result<(), CallError> {
@@ -404,6 +421,41 @@ impl Owner {
                 let instance = s.live().await?;
                 restore(instance, &snapshot).await?;
                 write(&s.mirror).load(snapshot);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The table and the revisions it holds, at this point in the queue.
+    pub async fn handoff(&self) -> Result<Handoff, CallError> {
+        self.run(move |s| {
+            Box::pin(async move {
+                Ok(Handoff {
+                    snapshot: read(&s.mirror).snapshot(),
+                    applied: s.applied.clone(),
+                })
+            })
+        })
+        .await
+    }
+
+    /// Takes over a table handed off by another host: refused (nothing
+    /// changed) when the build cannot read its format.
+    pub async fn take_over(&self, handoff: Handoff) -> Result<(), CallError> {
+        self.run(move |s| {
+            Box::pin(async move {
+                let instance = s.live().await?;
+                check_formats(instance).await?;
+                restore(instance, &handoff.snapshot).await?;
+                write(&s.mirror).load(handoff.snapshot);
+                s.applied = handoff.applied;
+                let top = s.applied.values().copied().max().unwrap_or(0);
+                s.position.send_if_modified(|p| {
+                    let newer = top > *p;
+                    *p = (*p).max(top);
+                    newer
+                });
                 Ok(())
             })
         })

@@ -31,6 +31,8 @@ pub const REMEMBER: Duration = Duration::from_secs(60);
 pub struct Census {
     /// Providers of every spec-host that answered status (this one too).
     pub spec_host_providers: HashSet<String>,
+    /// Ids of the spec-hosts that answered status.
+    pub spec_hosts: HashSet<String>,
     /// wasmCloud hosts that answered `host.ping` within [`REMEMBER`].
     pub wasmcloud_hosts: usize,
 }
@@ -70,9 +72,14 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
             .spec_host_providers
             .extend(service.providers.iter().cloned());
         match super::collect_status(&client, &lattice, Duration::from_millis(200)).await {
-            Ok(found) => census
-                .spec_host_providers
-                .extend(found.into_iter().flat_map(|s| s.providers)),
+            Ok(found) => {
+                census
+                    .spec_hosts
+                    .extend(found.iter().map(|s| s.host_id.clone()));
+                census
+                    .spec_host_providers
+                    .extend(found.into_iter().flat_map(|s| s.providers));
+            }
             Err(e) => tracing::debug!(error = %error_chain(e.as_ref()), "census: status"),
         }
         match ping(&client, &lattice, Duration::from_millis(200)).await {

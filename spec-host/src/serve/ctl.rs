@@ -30,6 +30,7 @@ use spec_model::Link;
 use super::Service;
 use crate::backend::error_chain;
 use crate::nats::{events, subjects};
+use crate::rollout::shadow::{self, RequestOutcome};
 
 /// Config names one link may carry (source and target together). wasmCloud
 /// sets no limit; each name costs a store read per put, so a request with
@@ -209,25 +210,72 @@ async fn put(service: &Service, payload: &[u8]) -> CtlResponse<()> {
     // names none goes straight to the put, which checks the rules itself.
     if link.config_names().next().is_some() {
         if let Err(e) = service.host.check_link(&link).await {
-            return failure(error_chain(&e));
+            return fault_or_failure(service, &e);
         }
         if let Err(message) = check_configs(service, &link).await {
             return failure(message);
         }
     }
-    if let Err(e) = service.host.put_link(link.clone()).await {
-        return failure(error_chain(&e));
+    let Some(shadow) = service.shadow() else {
+        return put_link(service, &link).await.0;
+    };
+    // A build being shadowed repeats the put later, on what this one read.
+    let ((response, written, comparable), reads) =
+        shadow::record_reads(put_link(service, &link)).await;
+    if comparable {
+        let live = outcome(&response, written);
+        shadow.compare(shadow::Request::Put(link), reads, live);
     }
+    response
+}
+
+/// The live put: stored, then told lattice-wide. Returns the reply, the
+/// bytes written and whether the outcome was the plugin's own answer (not
+/// a store failure or a fault), which a shadow build must match.
+async fn put_link(service: &Service, link: &Link) -> (CtlResponse<()>, Option<Vec<u8>>, bool) {
+    let put = match service.host.put_link(link.clone()).await {
+        Ok(put) => put,
+        Err(e) => return (fault_or_failure(service, &e), None, plugins_answer(&e)),
+    };
     if !link
         .config_names()
         .any(|n| n.starts_with(subjects::SECRET_PREFIX))
     {
-        broadcast(service, &link, true).await;
+        broadcast(service, link, true).await;
     }
     service
-        .event(events::LINKDEF_SET, events::linkdef_set(&link))
+        .event(events::LINKDEF_SET, events::linkdef_set(link))
         .await;
-    CtlResponse::ok(PUT_OK, None)
+    (CtlResponse::ok(PUT_OK, None), put.result.value, true)
+}
+
+/// Whether a failure is the plugin's decision (a conflict, an invalid
+/// link), as opposed to the store's or a fault.
+fn plugins_answer(e: &crate::error::CallError) -> bool {
+    matches!(e.spec(), Some(spec) if !matches!(spec, crate::error::SpecError::Store(_)))
+}
+
+/// A failed request's reply; a plugin fault (trap, limit) is also counted,
+/// for rollouts to compare builds by.
+fn fault_or_failure(service: &Service, e: &crate::error::CallError) -> CtlResponse<()> {
+    if e.is_plugin_fault() {
+        service
+            .counters
+            .faults
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    failure(error_chain(e))
+}
+
+/// What a request did, as a shadow comparison sees it.
+fn outcome(response: &CtlResponse<()>, written: Option<Vec<u8>>) -> RequestOutcome {
+    RequestOutcome {
+        reply: match response.success {
+            true => Ok(()),
+            false => Err(response.message.clone()),
+        },
+        written,
+    }
 }
 
 /// Sends `link` to its source's and target's id subjects (put or del),
@@ -301,6 +349,25 @@ async fn del(service: &Service, payload: &[u8]) -> CtlResponse<()> {
         Ok(req) => req,
         Err(e) => return failure(format!("invalid link.del payload: {e}")),
     };
+    let Some(shadow) = service.shadow() else {
+        return delete_link(service, &req).await.0;
+    };
+    let ((response, written, comparable), reads) =
+        shadow::record_reads(delete_link(service, &req)).await;
+    if comparable {
+        let request =
+            shadow::Request::Del(req.source_id, req.wit_namespace, req.wit_package, req.name);
+        shadow.compare(request, reads, outcome(&response, written));
+    }
+    response
+}
+
+/// The live delete: written, then told lattice-wide. Returns what
+/// [`put_link`] returns.
+async fn delete_link(
+    service: &Service,
+    req: &DeleteRequest,
+) -> (CtlResponse<()>, Option<Vec<u8>>, bool) {
     let result = service
         .host
         .delete_link(
@@ -314,7 +381,7 @@ async fn del(service: &Service, payload: &[u8]) -> CtlResponse<()> {
     // idempotent, as in wasmCloud.
     let deleted = match result {
         Ok(deleted) => deleted,
-        Err(e) => return failure(error_chain(&e)),
+        Err(e) => return (fault_or_failure(service, &e), None, plugins_answer(&e)),
     };
     for link in &deleted.removed {
         broadcast(service, link, false).await;
@@ -327,5 +394,6 @@ async fn del(service: &Service, payload: &[u8]) -> CtlResponse<()> {
         deleted.removed.first(),
     );
     service.event(events::LINKDEF_DELETED, data).await;
-    CtlResponse::ok(DEL_OK, None)
+    let written = deleted.result.written.map(|w| w.value);
+    (CtlResponse::ok(DEL_OK, None), written, true)
 }

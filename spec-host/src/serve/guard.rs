@@ -196,8 +196,8 @@ pub async fn run(
             }
             change = changes.recv() => match change {
                 // The spec is gone, links and all: nothing to keep.
-                Ok(SpecChange { id, deleted: true }) => book.retain_source(&id, |_| false),
-                Ok(SpecChange { id, deleted: false }) => book.soon(&id),
+                Ok(SpecChange { id, deleted: true, .. }) => book.retain_source(&id, |_| false),
+                Ok(SpecChange { id, deleted: false, .. }) => book.soon(&id),
                 // Fell behind: check everything at the next tick.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let sources: Vec<String> = book.by_source.keys().cloned().collect();

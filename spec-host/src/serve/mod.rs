@@ -16,6 +16,7 @@
 //! call deadline is answered with an error and never run, since its caller
 //! has given up by then.
 
+mod admission;
 pub mod census;
 pub mod config;
 pub mod ctl;
@@ -29,12 +30,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use futures::StreamExt;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::backend::error_chain;
 use crate::nats::{subjects, Lattice};
 use crate::plugin::{PluginEngine, SpecHost};
+use crate::rollout::{HostRollout, Shadow};
 use ctl::LinkOp;
 use status::PluginInfo;
 
@@ -57,6 +59,9 @@ pub struct Counters {
     pub swaps: AtomicU64,
     /// Requests answered "busy" (admission full).
     pub busy: AtomicU64,
+    /// Link requests the plugin failed with a fault (a trap, a limit hit):
+    /// what a rollout compares between builds.
+    pub faults: AtomicU64,
 }
 
 /// A serving host's shared state.
@@ -82,6 +87,8 @@ pub struct Service {
     pub guard: Arc<guard::GuardStats>,
     link_get: std::sync::Mutex<Option<(u64, ctl::Handled)>>,
     census: RwLock<census::Census>,
+    rollout: RwLock<Option<HostRollout>>,
+    shadow: RwLock<Option<Arc<Shadow>>>,
 }
 
 impl Service {
@@ -108,6 +115,8 @@ impl Service {
             guard: Arc::new(guard::GuardStats::default()),
             link_get: std::sync::Mutex::new(None),
             census: RwLock::new(census::Census::default()),
+            rollout: RwLock::new(None),
+            shadow: RwLock::new(None),
         }
     }
 
@@ -206,23 +215,59 @@ impl Service {
             .clone()
     }
 
-    fn set_plugin_info(&self, info: PluginInfo) {
+    pub(crate) fn set_plugin_info(&self, info: PluginInfo) {
         *self.plugin.write().unwrap_or_else(|p| p.into_inner()) = info;
+    }
+
+    /// Where this host stands in a lattice rollout, once its agent runs.
+    pub fn rollout(&self) -> Option<HostRollout> {
+        self.rollout
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_rollout(&self, state: Option<HostRollout>) {
+        *self.rollout.write().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// The build being shadowed, if any.
+    pub fn shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_shadow(&self, shadow: Option<Arc<Shadow>>) {
+        *self.shadow.write().unwrap_or_else(|p| p.into_inner()) = shadow;
+    }
+
+    /// Plugin faults so far: failed requests and changes the table could
+    /// not apply (tried again later).
+    pub fn faults(&self) -> u64 {
+        let follower = self
+            .follow_stats()
+            .map_or(0, |s| s.retried.load(Ordering::Relaxed));
+        self.counters.faults.load(Ordering::Relaxed) + follower
     }
 }
 
-/// Hot swap settings.
-pub struct Reload {
+/// How a serving host changes builds.
+pub struct Swaps {
     /// The engine to compile new builds with (and its cache).
     pub engine: Arc<PluginEngine>,
-    /// The plugin file to watch.
-    pub path: PathBuf,
+    /// A plugin file to watch (hot swap on this host).
+    pub watch: Option<PathBuf>,
+    /// Whether to take part in lattice rollouts (`spec-host plugin
+    /// rollout`).
+    pub rollouts: bool,
 }
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     service: Arc<Service>,
-    reload: Option<Reload>,
+    swaps: Option<Swaps>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let lattice_name = service.lattice.options.lattice.clone();
@@ -250,14 +295,25 @@ pub async fn serve(
         follower.changes(),
         stop_rx.clone(),
     ));
-    let watcher = reload.map(|r| {
-        tokio::spawn(reload::watch_plugin(
-            Arc::clone(&service),
-            r.engine,
-            r.path,
-            stop_rx,
-        ))
-    });
+    let mut background = JoinSet::new();
+    if let Some(swaps) = swaps {
+        if let Some(path) = swaps.watch {
+            background.spawn(reload::watch_plugin(
+                Arc::clone(&service),
+                Arc::clone(&swaps.engine),
+                path,
+                stop_rx.clone(),
+            ));
+        }
+        if swaps.rollouts {
+            background.spawn(crate::rollout::run(
+                Arc::clone(&service),
+                swaps.engine,
+                follower.changes(),
+                stop_rx.clone(),
+            ));
+        }
+    }
     tracing::info!(lattice = %lattice_name, host = %service.host_id, plugin = %service.plugin_info().version, "serving link requests");
 
     let mut tasks = JoinSet::new();
@@ -272,7 +328,7 @@ pub async fn serve(
                 };
                 let admitted = if op == LinkOp::Get { service.admit_read() } else { service.admit() };
                 let Some(permit) = admitted else {
-                    reply(&service, msg.reply, busy_reply(&service)).await;
+                    reply(&service, msg.reply, admission::busy_reply(&service)).await;
                     continue;
                 };
                 let service = Arc::clone(&service);
@@ -291,7 +347,7 @@ pub async fn serve(
             }
             Some(msg) = configs.next() => {
                 let Some(permit) = service.admit() else {
-                    reply(&service, msg.reply, busy_reply(&service)).await;
+                    reply(&service, msg.reply, admission::busy_reply(&service)).await;
                     continue;
                 };
                 let service = Arc::clone(&service);
@@ -338,61 +394,13 @@ pub async fn serve(
     let _ = statuses.unsubscribe().await;
     while tasks.join_next().await.is_some() {}
     let _ = stop_tx.send(true);
-    if let Some(watcher) = watcher {
-        let _ = watcher.await;
-    }
+    while background.join_next().await.is_some() {}
     let _ = guarding.await;
     let _ = counting.await;
     follower.stop().await;
     let _ = client.flush().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// A request's places: one among all requests, one more among the reads.
-struct Admitted {
-    _request: OwnedSemaphorePermit,
-    _read: Option<OwnedSemaphorePermit>,
-}
-
-impl Service {
-    /// A place among the requests handled now, or `None` when full.
-    fn admit(&self) -> Option<Admitted> {
-        self.admit_as(false)
-    }
-
-    /// A place for a read of the whole table, or `None` when full.
-    fn admit_read(&self) -> Option<Admitted> {
-        self.admit_as(true)
-    }
-
-    fn admit_as(&self, read: bool) -> Option<Admitted> {
-        let request = Arc::clone(&self.admission).try_acquire_owned().ok();
-        let read = match read {
-            true => Arc::clone(&self.reads).try_acquire_owned().ok().map(Some),
-            false => Some(None),
-        };
-        match (request, read) {
-            (Some(request), Some(read)) => Some(Admitted {
-                _request: request,
-                _read: read,
-            }),
-            _ => {
-                self.counters.busy.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
-    }
-}
-
-/// The reply to a request that found admission full.
-fn busy_reply(service: &Service) -> bytes::Bytes {
-    ctl::Handled::from(ctl::failure(format!(
-        "spec-host {} is busy ({} requests in flight); try again",
-        service.host_id,
-        service.max_in_flight()
-    )))
-    .reply
 }
 
 /// Sends a reply, if the request asked for one.
@@ -406,33 +414,4 @@ async fn reply(service: &Service, to: Option<async_nats::Subject>, body: impl In
     }
 }
 
-/// Asks every serving host of `lattice` for its status, collecting replies
-/// for `wait`.
-pub async fn collect_status(
-    client: &async_nats::Client,
-    lattice: &str,
-    wait: std::time::Duration,
-) -> anyhow::Result<Vec<status::Status>> {
-    let inbox = client.new_inbox();
-    let mut replies = client.subscribe(inbox.clone()).await?;
-    client
-        .publish_with_reply(subjects::status(lattice), inbox, bytes::Bytes::new())
-        .await?;
-    client.flush().await?;
-    let mut found = Vec::new();
-    let deadline = tokio::time::Instant::now() + wait;
-    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
-        // A status message ("no responders") is the server's, not a host's.
-        if msg.status.is_some() {
-            continue;
-        }
-        match serde_json::from_slice::<status::Reply>(&msg.payload) {
-            Ok(status::Reply::Status(status)) => found.push(*status),
-            Ok(status::Reply::Busy(busy)) => {
-                tracing::warn!(host = %busy.host_id, "host too busy to report its status")
-            }
-            Err(e) => tracing::warn!(error = %e, "undecodable status reply"),
-        }
-    }
-    Ok(found)
-}
+pub use status::collect_status;

@@ -4,6 +4,8 @@ use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
+use futures::StreamExt;
+
 use super::Service;
 use crate::nats::subjects;
 
@@ -64,6 +66,12 @@ pub struct Status {
     /// dropped them.
     #[serde(default)]
     pub links_restored: u64,
+    /// Plugin faults (traps, limit hits) in requests and table changes.
+    #[serde(default)]
+    pub faults: u64,
+    /// Where this host stands in a lattice rollout, when it takes part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::HostRollout>,
 }
 
 /// What a host answers a status request with when it is too busy to.
@@ -124,5 +132,44 @@ pub fn current(service: &Service) -> Status {
         pending_changes: pending,
         caught_up,
         links_restored: service.guard.restored.load(Ordering::Relaxed),
+        faults: service.faults(),
+        rollout: service.rollout().map(|mut r| {
+            // The live shadow's findings, not the last recorded ones.
+            if let Some(shadow) = service.shadow() {
+                r.shadow = Some(shadow.report());
+            }
+            r
+        }),
     }
+}
+
+/// Asks every serving host of `lattice` for its status, collecting replies
+/// for `wait`.
+pub async fn collect_status(
+    client: &async_nats::Client,
+    lattice: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<Status>> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(subjects::status(lattice), inbox, bytes::Bytes::new())
+        .await?;
+    client.flush().await?;
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        // A status message ("no responders") is the server's, not a host's.
+        if msg.status.is_some() {
+            continue;
+        }
+        match serde_json::from_slice::<Reply>(&msg.payload) {
+            Ok(Reply::Status(status)) => found.push(*status),
+            Ok(Reply::Busy(busy)) => {
+                tracing::warn!(host = %busy.host_id, "host too busy to report its status")
+            }
+            Err(e) => tracing::warn!(error = %e, "undecodable status reply"),
+        }
+    }
+    Ok(found)
 }

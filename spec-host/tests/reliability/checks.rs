@@ -130,13 +130,14 @@ pub async fn ctl_view(ctl: &CtlClient) -> Result<BTreeMap<LinkKey, Links>, Strin
     Ok(view)
 }
 
-/// Waits until both hosts answer status with a table of exactly
+/// Waits until all `hosts` answer status with a table of exactly
 /// `expected` links (their followers caught up with the store). Returns
 /// what they last said: (host id, links, ok, failed, swaps), and how long
 /// the wait was.
 pub async fn hosts_in_sync(
     client: &async_nats::Client,
     lattice: &str,
+    hosts: usize,
     expected: usize,
     limit: Duration,
 ) -> Result<(Vec<(String, usize, u64, u64, u64)>, Duration), String> {
@@ -160,7 +161,7 @@ pub async fn hosts_in_sync(
             })
             .collect();
         seen.sort();
-        if seen.len() == 2 && seen.iter().all(|s| s.1 == expected) {
+        if seen.len() == hosts && seen.iter().all(|s| s.1 == expected) {
             return Ok((seen, started.elapsed()));
         }
         if Instant::now() >= deadline {

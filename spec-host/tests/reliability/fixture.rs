@@ -136,9 +136,15 @@ fn cache_dir() -> PathBuf {
 }
 
 impl Fixture {
-    /// One nats-server. With `plugin_file`, the hosts load the plugin from
-    /// a file of their own, so that it can be swapped.
+    /// One nats-server and hosts A and B. With `plugin_file`, the hosts
+    /// load the plugin from a file of their own, so that it can be swapped.
     pub async fn single(name: &str, plugin_file: bool) -> Fixture {
+        Self::single_with(name, plugin_file, 2).await
+    }
+
+    /// One nats-server and `hosts` hosts: A and B with a provider each,
+    /// then C… with none.
+    pub async fn single_with(name: &str, plugin_file: bool, hosts: usize) -> Fixture {
         let dir = scenario_dir(name);
         let server = LocalNatsServer::start(ServerOptions::new(dir.join("nats")))
             .await
@@ -157,7 +163,7 @@ impl Fixture {
             fx.plugin_file = Some(path);
         }
         fx.create_buckets(1).await;
-        fx.start_hosts(1).await;
+        fx.start_hosts(1, hosts).await;
         fx
     }
 
@@ -196,7 +202,7 @@ impl Fixture {
             plugin_file: None,
         };
         fx.create_buckets(3).await;
-        fx.start_hosts(3).await;
+        fx.start_hosts(3, 2).await;
         fx
     }
 
@@ -241,9 +247,12 @@ impl Fixture {
         }
     }
 
-    async fn start_hosts(&mut self, replicas: usize) {
+    async fn start_hosts(&mut self, replicas: usize, count: usize) {
         let urls = self.urls().join(",");
-        for (id, provider) in [("host-a", PROVIDERS[0]), ("host-b", PROVIDERS[1])] {
+        let ids: Vec<String> = (0..count)
+            .map(|i| format!("host-{}", char::from(b'a' + i as u8)))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
             let mut args = vec![
                 "--nats".to_string(),
                 urls.clone(),
@@ -253,18 +262,20 @@ impl Fixture {
                 cache_dir().display().to_string(),
                 "--replicas".into(),
                 replicas.to_string(),
-                "--provider".into(),
-                provider.into(),
                 "serve".into(),
                 "--host-id".into(),
-                id.into(),
+                id.clone(),
             ];
+            if let Some(provider) = PROVIDERS.get(i) {
+                args.push("--provider".into());
+                args.push(provider.to_string());
+            }
             if let Some(path) = &self.plugin_file {
                 args.push("--plugin".into());
                 args.push(path.display().to_string());
             }
             let mut host = HostProc {
-                id: id.into(),
+                id: id.clone(),
                 args,
                 log: self.dir.join(format!("{id}.log")),
                 child: None,
@@ -273,8 +284,21 @@ impl Fixture {
             host.spawn();
             self.hosts.push(host);
         }
-        self.wait_hosts(&["host-a", "host-b"], Duration::from_secs(180))
-            .await;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.wait_hosts(&ids, Duration::from_secs(180)).await;
+    }
+
+    /// Runs the `spec-host` command line against this lattice.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_command().run(args).await
+    }
+
+    /// The `spec-host` command line for this lattice, to run elsewhere.
+    pub fn cli_command(&self) -> CliCommand {
+        CliCommand {
+            urls: self.urls().join(","),
+            lattice: self.lattice.clone(),
+        }
     }
 
     /// Waits until each of `ids` answers status (bounded by `limit`);
@@ -316,6 +340,31 @@ impl Fixture {
         let tmp = path.with_extension("wasm.tmp");
         std::fs::copy(from, &tmp).expect("plugin copied");
         std::fs::rename(&tmp, path).expect("plugin renamed into place");
+    }
+}
+
+/// The `spec-host` command line pointed at a lattice.
+pub struct CliCommand {
+    urls: String,
+    lattice: String,
+}
+
+impl CliCommand {
+    /// Runs it with `args`; its output.
+    pub async fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> std::process::Output {
+        tokio::process::Command::new(BIN)
+            .arg("--nats")
+            .arg(&self.urls)
+            .arg("--lattice")
+            .arg(&self.lattice)
+            .arg("--state-dir")
+            .arg(cache_dir())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("spec-host runs")
     }
 }
 

@@ -36,6 +36,9 @@ pub enum Fault {
     /// Both hosts run the faulty build; one client keeps sending a put that
     /// makes it loop over its imports until the import cap cuts it off.
     ImportLoop,
+    /// Three hosts: lattice rollouts of a good build, of one caught in
+    /// shadow, of one rolled back, of one that cannot take over the table.
+    Rollout,
 }
 
 /// Sizes of one run.
@@ -58,11 +61,13 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
     let mut fx = match fault {
         Fault::ClusterNodeKill => Fixture::cluster(name).await,
         Fault::PluginSwap | Fault::ImportLoop => Fixture::single(name, true).await,
+        Fault::Rollout => Fixture::single_with(name, false, 3).await,
         _ => Fixture::single(name, false).await,
     };
     let urls = fx.urls();
     let topology = match fault {
         Fault::ClusterNodeKill => "3-node JetStream cluster (bucket R3), 2 spec-hosts".to_string(),
+        Fault::Rollout => "1 nats-server, 3 spec-hosts".to_string(),
         _ => "1 nats-server, 2 spec-hosts".to_string(),
     };
     // In the cluster the providers listen on the nodes that stay up: core
@@ -248,6 +253,16 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
                     problems.push("no load operation acknowledged while calls looped".into());
                 }
             }
+            Fault::Rollout => {
+                let ctl = ctl_client(&urls, &fx.lattice).await;
+                let pids: Vec<_> = fx.hosts.iter().map(|h| h.pid()).collect();
+                let (done, found) = super::rollout::exercise(&fx, &ctl).await;
+                faults.extend(done.into_iter().map(|d| format!("from op {at}: {d}")));
+                problems.extend(found);
+                if pids != fx.hosts.iter().map(|h| h.pid()).collect::<Vec<_>>() {
+                    problems.push("a host restarted during the rollouts".into());
+                }
+            }
             Fault::None => {}
         }
         gate.close();
@@ -269,7 +284,7 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
     // not beside a request that traps.
     if matches!(
         fault,
-        Fault::None | Fault::PluginSwap | Fault::Flood | Fault::ImportLoop
+        Fault::None | Fault::PluginSwap | Fault::Flood | Fault::ImportLoop | Fault::Rollout
     ) && out.unacked > 0
     {
         problems.push(format!(
@@ -290,14 +305,21 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
         Err(e) => problems.push(e),
     }
     let findings = model::compare(&out.model, &stored, &out.wrong_replies);
-    let (hosts, sync_time) =
-        match checks::hosts_in_sync(&side, &fx.lattice, stored_links, RECOVERY_BOUND).await {
-            Ok(h) => h,
-            Err(e) => {
-                problems.push(e);
-                (Vec::new(), RECOVERY_BOUND)
-            }
-        };
+    let (hosts, sync_time) = match checks::hosts_in_sync(
+        &side,
+        &fx.lattice,
+        fx.hosts.len(),
+        stored_links,
+        RECOVERY_BOUND,
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            problems.push(e);
+            (Vec::new(), RECOVERY_BOUND)
+        }
+    };
     let (mismatches, settle_time, at_first) = recorder
         .check(&PROVIDERS, &stored, Duration::from_secs(15))
         .await;

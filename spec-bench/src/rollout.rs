@@ -1,0 +1,316 @@
+//! Section 9: lattice rollouts — three `spec-host serve` processes on one
+//! nats-server, a build pushed with [`spec_host::rollout::publish::push`]
+//! and rolled out by writing the desired build, as `spec-host plugin
+//! rollout` does.
+//!
+//! * Shadow overhead: 8 clients put links (wasmCloud's control client)
+//!   with no rollout, then while every host shadows a new build (a shadow
+//!   window longer than the round), rounds alternating; p50/p99 of each and
+//!   their ratio. The shadow repeats every request off the request path, so
+//!   what it costs is CPU shared with the live requests.
+//! * Rollout time: from writing the desired build until every host has
+//!   settled on it, one host at a time and all at once, with a light load
+//!   running; beside it the windows the rollout was told to wait (shadow,
+//!   then a watch per batch), so what the machinery itself adds shows.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use spec_host::nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
+use spec_host::rollout::{store::now, Desired, Phase, Rollouts};
+
+use crate::hosts::{self, HostProcess};
+use crate::lattice::{ctl_client, run_load, Putter};
+use crate::stats::percentile;
+
+/// Hosts in the lattice.
+const HOSTS: usize = 3;
+
+/// One load round.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShadowRound {
+    /// Whether every host was shadowing a build.
+    pub shadowing: bool,
+    /// Puts/s.
+    pub ops_s: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// p99, µs.
+    pub p99_us: f64,
+    /// Failed puts.
+    pub failed: u64,
+}
+
+/// One rollout, timed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RolloutTime {
+    /// Hosts switching at once.
+    pub batch: usize,
+    /// From the desired build written to every host settled, seconds.
+    pub seconds: f64,
+    /// What the rollout was told to wait: the shadow window plus one watch
+    /// window per batch, seconds.
+    pub windows_s: f64,
+    /// Puts of the light load meanwhile, and how many failed.
+    pub puts: u64,
+    /// Failed puts.
+    pub failed: u64,
+}
+
+/// What the section measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct RolloutBench {
+    /// Load rounds, in the order run.
+    pub rounds: Vec<ShadowRound>,
+    /// Median p50 with shadows / without.
+    pub p50_ratio: f64,
+    /// Median p99 with shadows / without.
+    pub p99_ratio: f64,
+    /// Requests the shadows compared in the shadowing rounds, and how many
+    /// differed (the build differs in its version string only: 0).
+    pub compared: u64,
+    /// Differences found.
+    pub differences: u64,
+    /// Rollouts timed.
+    pub rollouts: Vec<RolloutTime>,
+}
+
+fn host_ids() -> Vec<String> {
+    (0..HOSTS).map(|i| format!("bench-rollout-{i}")).collect()
+}
+
+fn desired(digest: &str, from: &str, batch: usize, shadow: u64, watch: u64) -> Desired {
+    Desired {
+        digest: digest.into(),
+        from_digest: from.into(),
+        batch,
+        shadow_secs: shadow,
+        watch_secs: watch,
+        expect: vec![],
+        order: host_ids(),
+        at: now(),
+    }
+}
+
+/// Waits until every host's status says `phase` for this rollout, or
+/// (`phase` `None`) no host shadows any more.
+async fn wait_phase(
+    lattice: &Lattice,
+    want: Option<(&Desired, Phase)>,
+    limit: Duration,
+) -> Result<Vec<spec_host::serve::status::Status>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let found = spec_host::serve::collect_status(
+            &lattice.client,
+            &lattice.options.lattice,
+            Duration::from_millis(200),
+        )
+        .await?;
+        let done = found.len() == HOSTS
+            && found.iter().all(|s| match (&want, &s.rollout) {
+                (Some((d, phase)), Some(r)) => {
+                    r.rollout_at.as_deref() == Some(&d.at) && r.phase == *phase
+                }
+                (Some(_), None) => false,
+                (None, r) => r.as_ref().is_none_or(|r| r.phase != Phase::Shadowing),
+            });
+        if done {
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            bail!("hosts did not reach {want:?} within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn round(
+    putters: &[Arc<Putter>],
+    per: usize,
+    tag: &str,
+    shadowing: bool,
+) -> Result<ShadowRound> {
+    let (ops_s, times, failed) = run_load(putters, putters.len(), per, tag).await?;
+    Ok(ShadowRound {
+        shadowing,
+        ops_s,
+        p50_us: percentile(&times, 50.0),
+        p99_us: percentile(&times, 99.0),
+        failed,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Times one rollout to `to` with a light load (2 clients) running.
+async fn time_rollout(
+    url: &str,
+    lattice: &Lattice,
+    rollouts: &Rollouts,
+    want: Desired,
+) -> Result<RolloutTime> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (puts, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for c in 0..2 {
+        let putter = Arc::new(Putter::Ctl(Box::new(
+            ctl_client(url, &lattice.options.lattice).await?,
+        )));
+        let (stop, puts, failed) = (Arc::clone(&stop), Arc::clone(&puts), Arc::clone(&failed));
+        let tag = format!("during-{}-{c}", want.batch);
+        load.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (_, _, f) =
+                    run_load(&[Arc::clone(&putter)], 1, 10, &format!("{tag}-{i}")).await?;
+                puts.fetch_add(10, Ordering::Relaxed);
+                failed.fetch_add(f, Ordering::Relaxed);
+                i += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    rollouts.set_desired(&want).await?;
+    let outcome = wait_phase(
+        lattice,
+        Some((&want, Phase::Settled)),
+        Duration::from_secs(300),
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.context("a load client panicked")??;
+    }
+    outcome?;
+    let batches = HOSTS.div_ceil(want.batch) as u64;
+    Ok(RolloutTime {
+        batch: want.batch,
+        seconds,
+        windows_s: (want.shadow_secs + batches * want.watch_secs) as f64,
+        puts: puts.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+    })
+}
+
+/// Runs the section.
+pub async fn run(quick: bool) -> Result<RolloutBench> {
+    let dir = tempfile::tempdir().context("a temp dir for nats-server")?;
+    let server = LocalNatsServer::start(ServerOptions::new(dir.path().join("js")))
+        .await
+        .context("starting nats-server")?;
+    let url = server.url();
+    let name = "bench-rollout";
+    let lattice = Lattice::open(LatticeOptions::new(&url, name))
+        .await
+        .context("opening the rollout lattice")?;
+    let mut procs: Vec<HostProcess> = Vec::new();
+    for id in host_ids() {
+        procs.push(hosts::spawn_spec_host_as(&url, name, &id, &[])?);
+    }
+    for p in &mut procs {
+        hosts::spec_host_ready(p, &lattice.client, name, 0, Duration::from_secs(60)).await?;
+    }
+    wait_phase(&lattice, None, Duration::from_secs(60)).await?;
+    let rollouts = Rollouts::open(&lattice).await?;
+    let engine = spec_host::PluginEngine::new()?;
+    let limits = spec_host::PluginLimits::default();
+    let bundled =
+        spec_host::rollout::publish::push(&rollouts, &engine, spec_host::bundled::PLUGIN, limits)
+            .await?
+            .digest;
+    let alt_bytes =
+        std::fs::read(test_artifacts::PLUGIN_ALT_WASM).context("reading the alt build")?;
+    let alt = spec_host::rollout::publish::push(&rollouts, &engine, &alt_bytes, limits)
+        .await?
+        .digest;
+
+    // Shadow overhead.
+    let mut putters = Vec::new();
+    for _ in 0..8 {
+        putters.push(Arc::new(Putter::Ctl(Box::new(
+            ctl_client(&url, name).await?,
+        ))));
+    }
+    let per = if quick { 40 } else { 250 };
+    let pairs = if quick { 1 } else { 3 };
+    run_load(&putters, 8, 10, "warm").await?;
+    let mut rounds = Vec::new();
+    let (mut compared, mut differences) = (0, 0);
+    for i in 0..pairs {
+        rounds.push(round(&putters, per, &format!("off{i}"), false).await?);
+        let want = desired(&alt, &bundled, 1, 3600, 1);
+        rollouts.set_desired(&want).await?;
+        wait_phase(
+            &lattice,
+            Some((&want, Phase::Shadowing)),
+            Duration::from_secs(60),
+        )
+        .await?;
+        rounds.push(round(&putters, per, &format!("on{i}"), true).await?);
+        let found = wait_phase(
+            &lattice,
+            Some((&want, Phase::Shadowing)),
+            Duration::from_secs(5),
+        )
+        .await?;
+        for s in found
+            .iter()
+            .filter_map(|s| s.rollout.as_ref()?.shadow.as_ref())
+        {
+            compared += s.compared;
+            differences += s.differences.values().sum::<u64>();
+        }
+        rollouts.cancel().await?;
+        wait_phase(&lattice, None, Duration::from_secs(30)).await?;
+    }
+    let ratio = |f: fn(&ShadowRound) -> f64| {
+        let on = median(rounds.iter().filter(|r| r.shadowing).map(f).collect());
+        let off = median(rounds.iter().filter(|r| !r.shadowing).map(f).collect());
+        on / off.max(1.0)
+    };
+    let (p50_ratio, p99_ratio) = (ratio(|r| r.p50_us), ratio(|r| r.p99_us));
+
+    // Rollout time: one at a time to the alt build, all at once back.
+    let (shadow, watch) = if quick { (1, 1) } else { (2, 2) };
+    let mut timed = Vec::new();
+    timed.push(
+        time_rollout(
+            &url,
+            &lattice,
+            &rollouts,
+            desired(&alt, &bundled, 1, shadow, watch),
+        )
+        .await?,
+    );
+    timed.push(
+        time_rollout(
+            &url,
+            &lattice,
+            &rollouts,
+            desired(&bundled, &alt, HOSTS, shadow, watch),
+        )
+        .await?,
+    );
+    for p in &mut procs {
+        p.check_alive()?;
+    }
+    drop(procs);
+    drop(server);
+    Ok(RolloutBench {
+        rounds,
+        p50_ratio,
+        p99_ratio,
+        compared,
+        differences,
+        rollouts: timed,
+    })
+}

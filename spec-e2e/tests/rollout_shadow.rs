@@ -1,0 +1,166 @@
+//! A build shadowed beside the live one (`spec_host::rollout::Shadow`),
+//! in process over the in-memory store: what it finds equal, what it
+//! counts as a fault, and which builds it refuses to start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spec_e2e::{load, plugin, PLUGIN_ALT_WASM, PLUGIN_FAULTY_WASM, PLUGIN_FOREIGN_WASM};
+use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_host::backend::KeyValue;
+use spec_host::rollout::shadow::{record_reads, ReadLog, Request, RequestOutcome};
+use spec_host::rollout::{DiffKind, Shadow};
+use spec_host::{CallError, Link, PluginLimits, SpecHost};
+
+fn link(source: &str, name: &str, target: &str) -> Link {
+    Link {
+        source_id: source.into(),
+        target: target.into(),
+        name: name.into(),
+        wit_namespace: "wasi".into(),
+        wit_package: "keyvalue".into(),
+        interfaces: vec!["store".into()],
+        source_config: vec![],
+        target_config: vec![],
+    }
+}
+
+struct Live {
+    host: SpecHost,
+    kv: MemoryKv,
+}
+
+async fn live() -> Live {
+    let kv = MemoryKv::new();
+    let host = SpecHost::start(
+        plugin(),
+        Arc::new(ReadLog::new(Arc::new(kv.clone()))),
+        Arc::new(RecordingNotifier::new(["prov"])),
+        PluginLimits::default(),
+    )
+    .await
+    .expect("live host starts");
+    Live { host, kv }
+}
+
+async fn shadow_of(live: &Live, path: &str, expect: Vec<DiffKind>) -> Result<Shadow, CallError> {
+    Shadow::start(
+        load(path),
+        Arc::new(live.kv.clone()) as Arc<dyn KeyValue>,
+        vec!["prov".into()],
+        PluginLimits::default(),
+        live.host.handoff().await.expect("handoff"),
+        expect,
+    )
+    .await
+}
+
+/// A put on the live host, repeated on the shadow from the live reads.
+async fn put_both(live: &Live, shadow: &Arc<Shadow>, l: Link) {
+    let (put, reads) = record_reads(live.host.put_link(l.clone())).await;
+    let outcome = match put {
+        Ok(put) => RequestOutcome {
+            reply: Ok(()),
+            written: put.result.value,
+        },
+        Err(e) => RequestOutcome {
+            reply: Err(spec_host::backend::error_chain(&e)),
+            written: None,
+        },
+    };
+    shadow.compare(Request::Put(l), reads, outcome);
+}
+
+#[tokio::test]
+async fn an_equal_build_shows_no_difference_even_when_another_writer_races() {
+    let live = live().await;
+    live.host.put_link(link("a", "one", "prov")).await.unwrap();
+    let shadow = Arc::new(shadow_of(&live, PLUGIN_ALT_WASM, vec![]).await.unwrap());
+    for i in 0..20 {
+        put_both(&live, &shadow, link("a", &format!("l{i}"), "prov")).await;
+        // Another host writes the same spec before the shadow runs: the
+        // shadow still sees what the live build saw.
+        live.host
+            .put_link(link("a", &format!("other{i}"), "prov"))
+            .await
+            .unwrap();
+    }
+    // A conflict is refused the same way by both.
+    put_both(&live, &shadow, link("a", "one", "elsewhere")).await;
+    shadow.drain(Duration::from_secs(5)).await;
+    let report = shadow.report();
+    assert_eq!(report.compared, 21, "{report:?}");
+    assert_eq!(report.unexpected, 0, "{report:?}");
+    assert_eq!(report.faults, 0, "{report:?}");
+
+    // Table changes: both tables add the same links.
+    let put = live.host.put_link(link("b", "x", "prov")).await.unwrap();
+    let stored = live.kv.get_raw("COMPONENT_b").unwrap();
+    shadow
+        .follow(
+            "b",
+            stored.revision,
+            Some(stored.value),
+            put.update.as_ref(),
+        )
+        .await;
+    let report = shadow.report();
+    assert_eq!(report.compared, 22, "{report:?}");
+    assert_eq!(report.unexpected, 0, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_trap_in_the_shadow_is_a_fault_and_the_live_request_unharmed() {
+    let live = live().await;
+    let shadow = Arc::new(shadow_of(&live, PLUGIN_FAULTY_WASM, vec![]).await.unwrap());
+    put_both(&live, &shadow, link("poison-pill", "p", "prov")).await;
+    put_both(&live, &shadow, link("fine", "p", "prov")).await;
+    shadow.drain(Duration::from_secs(5)).await;
+    let report = shadow.report();
+    assert_eq!(report.faults, 1, "{report:?}");
+    assert_eq!(report.compared, 1, "{report:?}");
+    assert!(
+        report.examples[0].contains("put-link"),
+        "{:?}",
+        report.examples
+    );
+    // The live build stored both.
+    assert!(live.kv.get_raw("COMPONENT_poison-pill").is_some());
+}
+
+#[tokio::test]
+async fn expected_differences_are_counted_but_let_pass() {
+    let live = live().await;
+    let shadow = Arc::new(
+        shadow_of(&live, PLUGIN_ALT_WASM, vec![DiffKind::Stored])
+            .await
+            .unwrap(),
+    );
+    let l = link("c", "n", "prov");
+    let (put, reads) = record_reads(live.host.put_link(l.clone())).await;
+    let mut written = put.unwrap().result.value.unwrap();
+    written.push(b' ');
+    shadow.compare(
+        Request::Put(l),
+        reads,
+        RequestOutcome {
+            reply: Ok(()),
+            written: Some(written),
+        },
+    );
+    shadow.drain(Duration::from_secs(5)).await;
+    let report = shadow.report();
+    assert_eq!(report.differences.get("stored"), Some(&1), "{report:?}");
+    assert_eq!(report.unexpected, 0, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_build_that_cannot_read_the_table_is_refused() {
+    let live = live().await;
+    live.host.put_link(link("a", "one", "prov")).await.unwrap();
+    match shadow_of(&live, PLUGIN_FOREIGN_WASM, vec![]).await {
+        Err(CallError::Incompatible(why)) => assert!(why.contains("format"), "{why}"),
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a build reading only format 99 took over the table"),
+    }
+}
