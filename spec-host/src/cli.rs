@@ -25,6 +25,7 @@ mod follow;
 mod local_server;
 mod output;
 mod plugin;
+mod ui;
 
 /// Runs wasmCloud's component-spec logic as a WebAssembly plugin.
 #[derive(Debug, Parser)]
@@ -136,6 +137,14 @@ pub enum Command {
     /// A short scripted session: a link put reaching a provider, a
     /// conflict rejected, a delete delivered, and the stored JSON.
     Demo,
+    /// Open the lattice in the browser: the link graph, configs, serving
+    /// hosts and changes, live; put and delete links from the page.
+    Ui {
+        /// Where to listen. The page has no authentication: anything but
+        /// loopback lets other machines see and edit the lattice.
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: std::net::SocketAddr,
+    },
     /// Plugin builds kept in the lattice, and rolling them out to every
     /// serving host.
     #[command(subcommand)]
@@ -279,6 +288,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let engine = Arc::new(engine);
     let plugin = cli.load_plugin(&engine)?;
     let mut cli = cli;
+    // The page's own table delivers nothing: providers hear from their host.
+    if matches!(cli.command, Command::Ui { .. }) {
+        cli.providers.clear();
+    }
     if matches!(cli.command, Command::Demo) && !cli.providers.iter().any(|p| p.id == demo::PROVIDER)
     {
         cli.providers.push(LocalProvider {
@@ -366,6 +379,13 @@ async fn run_with(
         };
         return crate::serve::serve(service, Some(swaps), follow::shutdown_signal()).await;
     }
+    if let Command::Ui { listen } = cli.command {
+        let lattice = backends
+            .lattice
+            .as_ref()
+            .context("ui needs a NATS lattice (not --store memory)")?;
+        return ui::run(&host, lattice, listen).await;
+    }
     if let Command::Follow = cli.command {
         let lattice = backends
             .lattice
@@ -424,7 +444,8 @@ async fn run_with(
         | Command::Serve { .. }
         | Command::Status { .. }
         | Command::Config(_)
-        | Command::Plugin(_) => {}
+        | Command::Plugin(_)
+        | Command::Ui { .. } => {}
     }
     Ok(())
 }

@@ -20,6 +20,7 @@
 //!   status, hot swap of the plugin.
 //! * [`rollout`] — builds kept in the lattice, shadowed on live traffic,
 //!   rolled across the hosts and rolled back by themselves.
+//! * [`ui`] — `spec-host ui`: the lattice in the browser, live.
 //! * [`error`] — the typed errors of each boundary.
 //! * [`nats`] — JetStream KV and NATS delivery backends, following other
 //!   hosts through the bucket, and a local nats-server.
@@ -34,6 +35,7 @@ pub mod nats;
 pub mod plugin;
 pub mod rollout;
 pub mod serve;
+pub mod ui;
 
 pub use error::{CallError, LoadError, SpecError};
 pub use plugin::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
