@@ -223,6 +223,6 @@ pub fn table(rows: &[Row]) -> TextTable {
             table::ratio(r.ratio),
         ]);
     }
-    t.note("Both sides: same MemoryKv and RecordingNotifier types, one worker, calls in order; batches interleaved A/B, B/A.");
+    t.note("Both sides: same MemoryKv and RecordingNotifier types, one call at a time; batches interleaved A/B, B/A.");
     t
 }

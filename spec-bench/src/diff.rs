@@ -275,7 +275,7 @@ pub fn table(rows: &[Row]) -> TextTable {
             table::ratio(r.speedup_lookup),
         ]);
     }
-    t.note("Ours (native, plugin) is the whole update: diff, new index, update report with import-link table. The nested scan computes added/removed only; \"lookups only\" is ours doing just that (hash lookups under source and target).");
+    t.note("Ours (native, plugin) is the whole update: diff, new packed entry, deliveries, update report (added and removed links, the packed entry). The nested scan computes added/removed only; \"lookups only\" is ours doing just that (hash lookups under source and target).");
     t
 }
 

@@ -89,6 +89,6 @@ pub fn tables(e: &E2e) -> [TextTable; 2] {
             table::ratio(r.ratio),
         ]);
     }
-    tp.note("Every host serializes calls in one worker, so more clients only keep its queue full.");
+    tp.note("Both sides run store work concurrently (a pool of instances / calls on the caller's task, one writer per key) and apply the table in one owner; every put creates a new source.");
     [lat, tp]
 }

@@ -95,6 +95,34 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
             ));
         }
     }
+    if let Some(rows) = &r.boundary {
+        // Contract 0.2's goal for the boundary: at 100 links, no call
+        // through the plugin costs more than 1.5× the native call.
+        let worst = rows
+            .iter()
+            .filter(|b| b.links == 100)
+            .filter_map(|b| Some((b.ratio?, b.op)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((ratio, op)) = worst {
+            out.push(target(
+                "in-memory boundary plugin / native, 100 links",
+                "≤ 1.5× for get, store, update, put-link",
+                format!("{ratio:.2}× (worst: {op})"),
+                ratio <= 1.5,
+            ));
+        }
+    }
+    if let Some(e) = &r.e2e {
+        if let Some(l) = e.latency.iter().find(|l| l.op == "store") {
+            let ratio = l.ratio_p50.unwrap_or(f64::INFINITY);
+            out.push(target(
+                "e2e store on NATS plugin / faster native, p50",
+                "≤ 1.05×",
+                format!("{ratio:.3}×"),
+                ratio <= 1.05,
+            ));
+        }
+    }
     if let Some(rows) = &r.diff {
         if let Some(d) = rows
             .iter()
@@ -147,6 +175,22 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
             "< 64 MiB",
             table::mib(m.plugin_linear as f64),
             m.plugin_linear < 64 << 20,
+        ));
+        let (plugin, native) = (m.plugin_rss_delta as f64, m.native_rss_delta as f64);
+        let ratio = if native > 0.0 {
+            plugin / native
+        } else {
+            f64::INFINITY
+        };
+        out.push(target(
+            "host RSS growth for 100,000 links, plugin / native",
+            "≤ 2×",
+            format!(
+                "{ratio:.2}× ({} vs {})",
+                table::mib(plugin),
+                table::mib(native)
+            ),
+            ratio <= 2.0,
         ));
     }
     out.extend(crate::lattice_report::targets(

@@ -270,6 +270,40 @@ async fn fake_wasmcloud_host(url: &str, lattice: &str) -> tokio::task::JoinHandl
     })
 }
 
+/// A second link of `source`, to `kv-b` under the name `other`.
+fn other_link(source: &str) -> Link {
+    Link::builder()
+        .source_id(source)
+        .target("kv-b")
+        .name("other")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .build()
+        .unwrap()
+}
+
+/// Waits (10 s at most) until `source`'s stored spec mentions `kv-b`
+/// again: the guard put the dropped link back.
+async fn wait_put_back(specs: &async_nats::jetstream::kv::Store, source: &str) {
+    let started = Instant::now();
+    loop {
+        let now = specs
+            .get(format!("COMPONENT_{source}"))
+            .await
+            .unwrap()
+            .unwrap();
+        if String::from_utf8_lossy(&now).contains("kv-b") {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the dropped link of {source} was not put back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
     let n = nats().await;
@@ -290,31 +324,15 @@ async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
         .unwrap()
         .succeeded());
     let before = specs.get("COMPONENT_app").await.unwrap().unwrap();
-    let second = Link::builder()
-        .source_id("app")
-        .target("kv-b")
-        .name("other")
-        .wit_namespace("wasi")
-        .wit_package("keyvalue")
-        .interfaces(vec!["store".to_string()])
-        .build()
-        .unwrap();
-    assert!(client.put_link(second).await.unwrap().succeeded());
+    assert!(client
+        .put_link(other_link("app"))
+        .await
+        .unwrap()
+        .succeeded());
     // A v1.9 host that read the spec before the second put writes it back
     // blindly: the acknowledged link to kv-b is gone from the store.
     specs.put("COMPONENT_app", before.clone()).await.unwrap();
-    let started = Instant::now();
-    loop {
-        let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
-        if String::from_utf8_lossy(&now).contains("kv-b") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the dropped link was not put back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_put_back(&specs, "app").await;
     assert!(
         served
             .service
@@ -337,6 +355,34 @@ async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
         !String::from_utf8_lossy(&now).contains("kv-b"),
         "resurrected"
     );
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn links_acknowledged_before_the_first_census_are_guarded_too() {
+    // The load starts the moment the host serves, before it has taken its
+    // first census: its guard must not ignore those acknowledgements.
+    let n = nats().await;
+    let url = n.server.url();
+    let _wasmcloud = fake_wasmcloud_host(&url, "early").await;
+    let client = ctl(&url, "early").await;
+    let served = serve(&url, "early", &[], None).await;
+    assert!(client
+        .put_link(link("early", "kv-a", &[]))
+        .await
+        .unwrap()
+        .succeeded());
+    let specs = served.service.lattice.specs.clone();
+    let before = specs.get("COMPONENT_early").await.unwrap().unwrap();
+    assert!(client
+        .put_link(other_link("early"))
+        .await
+        .unwrap()
+        .succeeded());
+    specs.put("COMPONENT_early", before).await.unwrap();
+    // (The census takes a few hundred milliseconds: it is not taken yet.)
+    eprintln!("census taken: {}", served.service.census().taken);
+    wait_put_back(&specs, "early").await;
     served.stop().await.unwrap();
 }
 

@@ -35,6 +35,9 @@ pub struct Census {
     pub spec_hosts: HashSet<String>,
     /// wasmCloud hosts that answered `host.ping` within [`REMEMBER`].
     pub wasmcloud_hosts: usize,
+    /// Whether this is a census taken (false until the first one is done:
+    /// until then nobody knows whether wasmCloud hosts write).
+    pub taken: bool,
 }
 
 /// The subject every wasmCloud host answers (spec-host does not).
@@ -67,7 +70,10 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let mut last_wasmcloud: Option<Instant> = None;
     let mut seen_wasmcloud = 0;
     loop {
-        let mut census = Census::default();
+        let mut census = Census {
+            taken: true,
+            ..Census::default()
+        };
         census
             .spec_host_providers
             .extend(service.providers.iter().cloned());

@@ -26,7 +26,10 @@
 //! The guard acts only while the lattice has wasmCloud hosts (the census
 //! sees them answer `host.ping`): spec-hosts write with compare-and-swap
 //! and never drop a link, and a guard that acted on a missed
-//! `linkdef_deleted` would bring back a deleted link.
+//! `linkdef_deleted` would bring back a deleted link. Until the first
+//! census is taken (a few hundred milliseconds after start) it books the
+//! acknowledged links without acting, so a load that starts with the host
+//! is guarded too.
 //!
 //! Spec changes come from this host's follower (no second consumer of the
 //! bucket); links are checked against this host's table, on a tick, sooner
@@ -152,34 +155,48 @@ impl Book {
     }
 }
 
-/// Runs the guard of `service` until `stop` changes; `changes` come from
-/// its follower.
-pub async fn run(
+/// Starts the guard of `service`, until `stop` changes; `changes` come from
+/// its follower. It is listening to the link events when this returns, so
+/// a host that starts it before answering requests misses none of its own.
+pub async fn start(
     service: Arc<Service>,
     stats: Arc<GuardStats>,
-    mut changes: broadcast::Receiver<SpecChange>,
-    mut stop: watch::Receiver<bool>,
-) {
+    changes: broadcast::Receiver<SpecChange>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let lattice = service.lattice.options.lattice.clone();
     let client = service.lattice.client.clone();
     let subscribe = |name: &str| client.subscribe(subjects::event(&lattice, name));
-    let (mut sets, mut dels) = match (
+    match (
         subscribe(events::LINKDEF_SET).await,
         subscribe(events::LINKDEF_DELETED).await,
     ) {
-        (Ok(s), Ok(d)) => (s, d),
+        (Ok(sets), Ok(dels)) => tokio::spawn(run(service, stats, sets, dels, changes, stop)),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %error_chain(&e), "cannot follow link events; acknowledged links are not guarded");
-            return;
+            tokio::spawn(async {})
         }
-    };
+    }
+}
+
+async fn run(
+    service: Arc<Service>,
+    stats: Arc<GuardStats>,
+    mut sets: async_nats::Subscriber,
+    mut dels: async_nats::Subscriber,
+    mut changes: broadcast::Receiver<SpecChange>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut book = Book::default();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             Some(msg) = sets.next() => {
-                if service.census().wasmcloud_hosts == 0 {
+                // Before the first census, links are booked (a v1.9 host
+                // may be dropping them already) but not acted on.
+                let census = service.census();
+                if census.taken && census.wasmcloud_hosts == 0 {
                     continue;
                 }
                 if let Some(link) = event_link(&msg.payload) {
@@ -208,7 +225,11 @@ pub async fn run(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                if service.census().wasmcloud_hosts == 0 {
+                let census = service.census();
+                if !census.taken {
+                    continue;
+                }
+                if census.wasmcloud_hosts == 0 {
                     book = Book::default();
                     continue;
                 }

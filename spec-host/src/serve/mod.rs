@@ -289,12 +289,13 @@ pub async fn serve(
     follower.ready().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let counting = tokio::spawn(census::run(Arc::clone(&service), stop_rx.clone()));
-    let guarding = tokio::spawn(guard::run(
+    let guarding = guard::start(
         Arc::clone(&service),
         Arc::clone(&service.guard),
         follower.changes(),
         stop_rx.clone(),
-    ));
+    )
+    .await;
     let mut background = JoinSet::new();
     if let Some(swaps) = swaps {
         if let Some(path) = swaps.watch {
