@@ -294,3 +294,36 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         task,
     }
 }
+
+/// wasmCloud's own control client (`wasmcloud-control-interface` 2.4 on
+/// its async-nats 0.39) for `lattice` at `url`, as `wash` drives a lattice.
+/// Its timeout is generous: a test that waits for a reply fails on the
+/// reply, not on a slow machine.
+pub async fn ctl_client(url: &str, lattice: &str) -> wasmcloud_control_interface::Client {
+    let nc = async_nats_039::connect(url)
+        .await
+        .expect("0.39 client connects");
+    wasmcloud_control_interface::ClientBuilder::new(nc)
+        .lattice(lattice)
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+}
+
+/// A `wasi:keyvalue/store` link as wasmCloud's control client sends it.
+pub fn kv_link(
+    source: &str,
+    target: &str,
+    name: &str,
+    target_config: &[&str],
+) -> wasmcloud_control_interface::Link {
+    wasmcloud_control_interface::Link::builder()
+        .source_id(source)
+        .target(target)
+        .name(name)
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .target_config(target_config.iter().map(|s| s.to_string()).collect())
+        .build()
+        .expect("a complete link")
+}

@@ -16,15 +16,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats_039 as nats039;
 use bytes::Bytes;
 use futures::StreamExt;
-use spec_e2e::{nats, plugin, serve, Nats};
+use spec_e2e::{ctl_client, kv_link, nats, plugin, serve, Nats};
 use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
 use spec_host::serve::ctl::{self, LinkOp};
 use spec_host::serve::{status::PluginInfo, Service};
 use spec_host::{PluginLimits, SpecHost};
-use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder, Link};
+use wasmcloud_control_interface::{Client as CtlClient, Link};
 
 /// The wasmCloud v1.9 host, killed on drop.
 struct WasmCloud {
@@ -80,11 +79,7 @@ async fn start_wasmcloud(url: &str, lattice: &str) -> WasmCloud {
 }
 
 async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    let nc = nats039::connect(url).await.expect("0.39 client connects");
-    ClientBuilder::new(nc)
-        .lattice(lattice)
-        .timeout(Duration::from_secs(10))
-        .build()
+    ctl_client(url, lattice).await
 }
 
 fn link(source: &str, target: &str, name: &str) -> Link {
@@ -92,16 +87,7 @@ fn link(source: &str, target: &str, name: &str) -> Link {
 }
 
 fn link_with_config(source: &str, target: &str, name: &str, target_config: &[&str]) -> Link {
-    Link::builder()
-        .source_id(source)
-        .target(target)
-        .name(name)
-        .wit_namespace("wasi")
-        .wit_package("keyvalue")
-        .interfaces(vec!["store".to_string()])
-        .target_config(target_config.iter().map(|s| s.to_string()).collect())
-        .build()
-        .expect("a complete link")
+    kv_link(source, target, name, target_config)
 }
 
 /// A lattice served by the wasmCloud host, with spec-host following it (a

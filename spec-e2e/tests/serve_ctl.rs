@@ -4,33 +4,19 @@
 
 use std::time::Duration;
 
-use async_nats_039 as nats039;
 use bytes::Bytes;
 use futures::StreamExt;
-use spec_e2e::{nats, serve};
+use spec_e2e::{ctl_client, kv_link, nats, serve};
 use spec_host::nats::subjects;
-use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder, Link};
+use wasmcloud_control_interface::{Client as CtlClient, Link};
 use wasmcloud_core::InterfaceLinkDefinition;
 
 async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    let nc = nats039::connect(url).await.expect("0.39 client connects");
-    ClientBuilder::new(nc)
-        .lattice(lattice)
-        .timeout(Duration::from_secs(10))
-        .build()
+    ctl_client(url, lattice).await
 }
 
 fn link(source: &str, target: &str, name: &str, target_config: &[&str]) -> Link {
-    Link::builder()
-        .source_id(source)
-        .target(target)
-        .name(name)
-        .wit_namespace("wasi")
-        .wit_package("keyvalue")
-        .interfaces(vec!["store".to_string()])
-        .target_config(target_config.iter().map(|s| s.to_string()).collect())
-        .build()
-        .expect("a complete link")
+    kv_link(source, target, name, target_config)
 }
 
 async fn next_def(sub: &mut async_nats::Subscriber) -> InterfaceLinkDefinition {

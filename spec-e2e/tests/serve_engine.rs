@@ -7,32 +7,21 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats_039 as nats039;
 use bytes::Bytes;
 use futures::StreamExt;
-use spec_e2e::{nats, nats_with_max_payload, serve_with, ServeOptions, PLUGIN_FAULTY_WASM};
+use spec_e2e::{
+    ctl_client, kv_link, nats, nats_with_max_payload, serve_with, ServeOptions, PLUGIN_FAULTY_WASM,
+};
 use spec_host::nats::subjects;
 use spec_host::PluginLimits;
-use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder, Link};
+use wasmcloud_control_interface::{Client as CtlClient, Link};
 
 async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    let nc = nats039::connect(url).await.expect("0.39 client connects");
-    ClientBuilder::new(nc)
-        .lattice(lattice)
-        .timeout(Duration::from_secs(20))
-        .build()
+    ctl_client(url, lattice).await
 }
 
 fn link(source: &str, target: &str) -> Link {
-    Link::builder()
-        .source_id(source)
-        .target(target)
-        .name("default")
-        .wit_namespace("wasi")
-        .wit_package("keyvalue")
-        .interfaces(vec!["store".to_string()])
-        .build()
-        .expect("a complete link")
+    kv_link(source, target, "default", &[])
 }
 
 /// A copy of the faulty plugin build in a temp file, so the test can swap

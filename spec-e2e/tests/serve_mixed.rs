@@ -8,32 +8,18 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use async_nats_039 as nats039;
 use bytes::Bytes;
 use futures::StreamExt;
-use spec_e2e::{nats, serve};
+use spec_e2e::{ctl_client, kv_link, nats, serve};
 use spec_host::nats::events::CloudEvent;
-use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder, Link};
+use wasmcloud_control_interface::{Client as CtlClient, Link};
 
 async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    let nc = nats039::connect(url).await.expect("0.39 client connects");
-    ClientBuilder::new(nc)
-        .lattice(lattice)
-        .timeout(Duration::from_secs(10))
-        .build()
+    ctl_client(url, lattice).await
 }
 
 fn link(source: &str, target: &str, target_config: &[&str]) -> Link {
-    Link::builder()
-        .source_id(source)
-        .target(target)
-        .name("default")
-        .wit_namespace("wasi")
-        .wit_package("keyvalue")
-        .interfaces(vec!["store".to_string()])
-        .target_config(target_config.iter().map(|s| s.to_string()).collect())
-        .build()
-        .expect("a complete link")
+    kv_link(source, target, "default", target_config)
 }
 
 /// Every message on `sub` until `quiet` passes without one.
@@ -272,15 +258,7 @@ async fn fake_wasmcloud_host(url: &str, lattice: &str) -> tokio::task::JoinHandl
 
 /// A second link of `source`, to `kv-b` under the name `other`.
 fn other_link(source: &str) -> Link {
-    Link::builder()
-        .source_id(source)
-        .target("kv-b")
-        .name("other")
-        .wit_namespace("wasi")
-        .wit_package("keyvalue")
-        .interfaces(vec!["store".to_string()])
-        .build()
-        .unwrap()
+    kv_link(source, "kv-b", "other", &[])
 }
 
 /// Waits (10 s at most) until `source`'s stored spec mentions `kv-b`
