@@ -132,3 +132,57 @@ fn serve_stops_cleanly_on_sigterm() {
     // Its nats-server is gone too: the record file was removed.
     assert!(!state.path().join("nats-server.json").exists());
 }
+
+#[test]
+fn serve_stops_on_sigterm_when_its_nats_server_is_gone() {
+    // With the server gone, unsubscribing and flushing would wait for a
+    // reconnect that never comes: stopping must not.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut server = rt
+        .block_on(spec_host::nats::LocalNatsServer::start(
+            spec_host::nats::ServerOptions::new(dir.path().join("js")),
+        ))
+        .expect("a nats-server starts");
+    let url = server.url();
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--nats", &url, "serve", "--host-id", "orphan"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let out = Command::new(BIN)
+            .args(["--nats", &url, "--json", "status", "--wait-ms", "300"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("orphan") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never answered: {}",
+            text(&out)
+        );
+    }
+    server.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // A hang bound, not a timing: stopping is bounded by the service's own
+    // limit (15 s) and is much quicker in practice.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("serve did not stop on SIGTERM with its nats-server gone");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -27,7 +27,7 @@ pub mod status;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
@@ -39,6 +39,15 @@ use crate::plugin::{PluginEngine, SpecHost};
 use crate::rollout::{HostRollout, Shadow};
 use ctl::LinkOp;
 use status::PluginInfo;
+
+/// How long stopping may take once asked: the requests in flight finish
+/// (each is bounded by the plugin's deadline and the store's timeouts) and
+/// the background tasks end; past it the process stops anyway.
+pub const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+/// How long one NATS step of stopping (an unsubscribe, the last flush) may
+/// wait.
+const NATS_STOP_STEP: Duration = Duration::from_secs(1);
 
 /// Requests handled at once by default; more are answered "busy".
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -388,18 +397,30 @@ pub async fn serve(
         in_flight = tasks.len(),
         "shutting down: no new requests; finishing those in flight"
     );
-    // Stop taking requests: unsubscribed, the queue group sends new ones to
-    // the other hosts of the lattice.
-    let _ = links.unsubscribe().await;
-    let _ = configs.unsubscribe().await;
-    let _ = statuses.unsubscribe().await;
-    while tasks.join_next().await.is_some() {}
-    let _ = stop_tx.send(true);
-    while background.join_next().await.is_some() {}
-    let _ = guarding.await;
-    let _ = counting.await;
-    follower.stop().await;
-    let _ = client.flush().await;
+    let stopping = async {
+        // Stop taking requests: unsubscribed, the queue group sends new ones
+        // to the other hosts of the lattice. Each NATS step is bounded on
+        // its own: with the server gone it would wait for a reconnect.
+        let nats_step = |step| tokio::time::timeout(NATS_STOP_STEP, step);
+        let _ = nats_step(links.unsubscribe()).await;
+        let _ = nats_step(configs.unsubscribe()).await;
+        let _ = nats_step(statuses.unsubscribe()).await;
+        while tasks.join_next().await.is_some() {}
+        let _ = stop_tx.send(true);
+        while background.join_next().await.is_some() {}
+        let _ = guarding.await;
+        let _ = counting.await;
+        follower.stop().await;
+        let _ = tokio::time::timeout(NATS_STOP_STEP, client.flush()).await;
+    };
+    // With the NATS server gone, unsubscribing and flushing wait for a
+    // reconnect that may never come: stopping is bounded all the same.
+    if tokio::time::timeout(STOP_LIMIT, stopping).await.is_err() {
+        tracing::warn!(
+            limit = ?STOP_LIMIT,
+            "could not stop cleanly in time (NATS unreachable?); stopping anyway"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }
