@@ -64,7 +64,22 @@ ensure_nats_server() {
     export NATS_SERVER_BIN="$scripts/nats-server"
 }
 
+# Free space where the build writes, in GiB, and a warning when a clean
+# run would not fit (a clean `./run.sh test` leaves about that much in target/).
+disk_report() {
+    local need=6 free
+    free=$(df -Pk . | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+    log "disk: ${free} GiB free here; target/ holds $(du -sh target 2>/dev/null | cut -f1 || echo 0)"
+    if [ "$free" -lt "$need" ] && [ ! -d target/debug ]; then
+        echo "warning: a clean test run writes about ${need} GiB; only ${free} GiB free" >&2
+    fi
+}
+
 run_tests() {
+    # A one-shot run gains nothing from incremental caches, which here
+    # would add gigabytes to the target dir; a developer's setting wins.
+    export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+    disk_report
     log "cargo fmt --check"
     cargo fmt --all -- --check
     log "clippy (host side, all targets)"
@@ -74,11 +89,16 @@ run_tests() {
     log "tests"
     mkdir -p target
     cargo test --workspace --locked 2>&1 | tee target/test-output.log
-    # The example embedder is documentation that must keep working.
+    # The example embedder is documentation that must keep working. Built
+    # with --workspace so its dependencies resolve to the same features as
+    # the tests' and are reused: `cargo run -p spec-host` alone would build
+    # wasmtime a second time (minutes, and gigabytes of disk).
     log "example embedder"
-    cargo run --locked -p spec-host --example embed
+    cargo build --workspace --examples --locked
+    target/debug/examples/embed
     log "benchmarks, quick mode (figures only, nothing asserted)"
     cargo run --release --locked -p spec-bench -- --quick
+    disk_report
     # One closing line for the whole suite (cargo prints one per test
     # binary, the last of which is an empty doc-test run).
     awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
