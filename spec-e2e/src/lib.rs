@@ -309,6 +309,17 @@ pub async fn ctl_client(url: &str, lattice: &str) -> wasmcloud_control_interface
         .build()
 }
 
+/// Sends `link` through wasmCloud's control client; whoever answers must
+/// take it. The reply's message.
+pub async fn put_link_ok(
+    client: &wasmcloud_control_interface::Client,
+    link: wasmcloud_control_interface::Link,
+) -> String {
+    let reply = client.put_link(link).await.expect("link.put answered");
+    assert!(reply.succeeded(), "link.put refused: {}", reply.message());
+    reply.message().to_string()
+}
+
 /// A `wasi:keyvalue/store` link as wasmCloud's control client sends it.
 pub fn kv_link(
     source: &str,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use spec_e2e::{ctl_client, kv_link, nats, plugin, serve, Nats};
+use spec_e2e::{ctl_client, kv_link, nats, plugin, put_link_ok, serve, Nats};
 use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
 use spec_host::serve::ctl::{self, LinkOp};
 use spec_host::serve::{status::PluginInfo, Service};
@@ -78,16 +78,8 @@ async fn start_wasmcloud(url: &str, lattice: &str) -> WasmCloud {
     WasmCloud { child }
 }
 
-async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    ctl_client(url, lattice).await
-}
-
 fn link(source: &str, target: &str, name: &str) -> Link {
-    link_with_config(source, target, name, &[])
-}
-
-fn link_with_config(source: &str, target: &str, name: &str, target_config: &[&str]) -> Link {
-    kv_link(source, target, name, target_config)
+    kv_link(source, target, name, &[])
 }
 
 /// A lattice served by the wasmCloud host, with spec-host following it (a
@@ -130,7 +122,7 @@ async fn mixed(lattice: &str, spec_host_providers: &[&str]) -> Mixed {
         spec_host_providers.iter().map(|p| p.to_string()).collect(),
         PluginInfo::default(),
     ));
-    let client = ctl(&url, lattice).await;
+    let client = ctl_client(&url, lattice).await;
     Mixed {
         _nats: n,
         url,
@@ -143,11 +135,14 @@ async fn mixed(lattice: &str, spec_host_providers: &[&str]) -> Mixed {
 }
 
 impl Mixed {
-    /// A request answered by spec-host's control handler.
+    /// A request answered by spec-host's control handler: success and
+    /// the message its reply carries (what wash would print).
     async fn spec_host(&self, op: LinkOp, payload: &serde_json::Value) -> (bool, String) {
         let bytes = serde_json::to_vec(payload).unwrap();
         let handled = ctl::handle(&self.service, op, &bytes).await;
-        (handled.success, handled.message)
+        let reply: serde_json::Value = serde_json::from_slice(&handled.reply).unwrap();
+        let message = reply["message"].as_str().unwrap_or_default().to_string();
+        (handled.success, message)
     }
 
     /// The wasmCloud host's own link table (it alone answers link.get here).
@@ -155,6 +150,36 @@ impl Mixed {
         let reply = self.client.get_links().await.unwrap();
         assert!(reply.succeeded(), "{}", reply.message());
         reply.data().cloned().unwrap_or_default()
+    }
+
+    /// A link put answered by the wasmCloud host (it alone serves the
+    /// control subjects here), which must succeed; its reply message.
+    async fn put_by_wasmcloud(&self, link: Link) -> String {
+        put_link_ok(&self.client, link).await
+    }
+
+    /// Waits until spec-host's table holds `n` links of `id`.
+    async fn spec_host_holds(&self, id: &str, n: usize) {
+        within(
+            &format!("spec-host's table holds {n} link(s) of {id}"),
+            WAIT,
+            async || (self.service.host.links_of(id).len() == n).then_some(()),
+        )
+        .await
+    }
+
+    /// Waits until both hosts' tables hold `n` links of `id`.
+    async fn both_hold(&self, id: &str, n: usize) {
+        within(
+            &format!("both tables hold {n} link(s) of {id}"),
+            WAIT,
+            async || {
+                let wasmcloud = self.wasmcloud_links().await;
+                let theirs = wasmcloud.iter().filter(|l| l.source_id() == id).count();
+                (self.service.host.links_of(id).len() == n && theirs == n).then_some(())
+            },
+        )
+        .await
     }
 
     async fn stored(&self, id: &str) -> Option<Bytes> {
@@ -175,6 +200,9 @@ impl Mixed {
         sub
     }
 }
+
+/// How long a change may take to reach the other host.
+const WAIT: Duration = Duration::from_secs(10);
 
 async fn within<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let started = Instant::now();
@@ -207,22 +235,12 @@ async fn a_link_the_wasmcloud_host_stored_is_applied_and_delivered_by_spec_host(
     let mut puts = m
         .subscribe(format!("wasmbus.rpc.{}.prov-sh.linkdefs.put", m.lattice))
         .await;
-    let reply = m
-        .client
-        .put_link(link("app", "prov-sh", "default"))
-        .await
-        .unwrap();
-    assert!(reply.succeeded(), "{}", reply.message());
-    assert_eq!(reply.message(), "successfully set link");
-    within(
-        "spec-host's table has it",
-        Duration::from_secs(10),
-        async || (m.service.host.links_of("app").len() == 1).then_some(()),
-    )
-    .await;
+    let message = m.put_by_wasmcloud(link("app", "prov-sh", "default")).await;
+    assert_eq!(message, "successfully set link");
+    m.spec_host_holds("app", 1).await;
     // Delivered to spec-host's local provider (and the wasmCloud host's
     // id-addressed put reaches the same subject: two messages, one link).
-    let msg = tokio::time::timeout(Duration::from_secs(10), puts.next())
+    let msg = tokio::time::timeout(WAIT, puts.next())
         .await
         .expect("delivered")
         .unwrap();
@@ -237,15 +255,11 @@ async fn a_link_spec_host_stored_appears_in_the_wasmcloud_host_s_link_get() {
         .spec_host(LinkOp::Put, &put_payload("app", "kv", "default"))
         .await;
     assert!(ok, "{message}");
-    assert_eq!(message, "");
-    let links = within(
-        "the wasmCloud host has it",
-        Duration::from_secs(10),
-        async || {
-            let links = m.wasmcloud_links().await;
-            (!links.is_empty()).then_some(links)
-        },
-    )
+    assert_eq!(message, "successfully set link");
+    let links = within("the wasmCloud host has it", WAIT, async || {
+        let links = m.wasmcloud_links().await;
+        (!links.is_empty()).then_some(links)
+    })
     .await;
     assert_eq!(links, vec![link("app", "kv", "default")]);
 }
@@ -254,12 +268,7 @@ async fn a_link_spec_host_stored_appears_in_the_wasmcloud_host_s_link_get() {
 #[ignore = "needs the wasmCloud v1.9 host: ./run.sh interop"]
 async fn the_stored_bytes_are_the_same_whichever_host_wrote_them() {
     let m = mixed("i3", &[]).await;
-    assert!(m
-        .client
-        .put_link(link("same", "kv", "default"))
-        .await
-        .unwrap()
-        .succeeded());
+    m.put_by_wasmcloud(link("same", "kv", "default")).await;
     let by_wasmcloud = m.stored("same").await.unwrap();
     m.service
         .lattice
@@ -277,12 +286,7 @@ async fn the_stored_bytes_are_the_same_whichever_host_wrote_them() {
         String::from_utf8_lossy(&by_wasmcloud)
     );
     // A second link appended, by each in turn: still the same bytes.
-    assert!(m
-        .client
-        .put_link(link("same", "kv2", "second"))
-        .await
-        .unwrap()
-        .succeeded());
+    m.put_by_wasmcloud(link("same", "kv2", "second")).await;
     let appended_by_wasmcloud = m.stored("same").await.unwrap();
     m.service
         .lattice
@@ -302,18 +306,8 @@ async fn the_stored_bytes_are_the_same_whichever_host_wrote_them() {
 async fn a_delete_answered_by_either_reaches_a_provider_on_the_other() {
     let m = mixed("i4", &["prov-sh"]).await;
     // Answered by the wasmCloud host; the provider runs on spec-host.
-    assert!(m
-        .client
-        .put_link(link("a", "prov-sh", "default"))
-        .await
-        .unwrap()
-        .succeeded());
-    within(
-        "spec-host's table has it",
-        Duration::from_secs(10),
-        async || (m.service.host.links_of("a").len() == 1).then_some(()),
-    )
-    .await;
+    m.put_by_wasmcloud(link("a", "prov-sh", "default")).await;
+    m.spec_host_holds("a", 1).await;
     let mut sh_dels = m
         .subscribe(format!("wasmbus.rpc.{}.prov-sh.linkdefs.del", m.lattice))
         .await;
@@ -323,7 +317,7 @@ async fn a_delete_answered_by_either_reaches_a_provider_on_the_other() {
         .await
         .unwrap();
     assert_eq!(reply.message(), "successfully deleted link");
-    let msg = tokio::time::timeout(Duration::from_secs(10), sh_dels.next())
+    let msg = tokio::time::timeout(WAIT, sh_dels.next())
         .await
         .expect("the provider on spec-host hears the delete")
         .unwrap();
@@ -331,24 +325,15 @@ async fn a_delete_answered_by_either_reaches_a_provider_on_the_other() {
 
     // Answered by spec-host; the provider runs on the wasmCloud host (its
     // deletes come on its id subject, whoever sends them).
-    assert!(m
-        .client
-        .put_link(link("b", "prov-wc", "default"))
-        .await
-        .unwrap()
-        .succeeded());
-    within(
-        "spec-host's table has it",
-        Duration::from_secs(10),
-        async || (m.service.host.links_of("b").len() == 1).then_some(()),
-    )
-    .await;
+    m.put_by_wasmcloud(link("b", "prov-wc", "default")).await;
+    m.spec_host_holds("b", 1).await;
     let mut wc_dels = m
         .subscribe(format!("wasmbus.rpc.{}.prov-wc.linkdefs.del", m.lattice))
         .await;
     let (ok, message) = m.spec_host(LinkOp::Del, &del_payload("b", "default")).await;
     assert!(ok, "{message}");
-    let msg = tokio::time::timeout(Duration::from_secs(10), wc_dels.next())
+    assert_eq!(message, "successfully deleted link");
+    let msg = tokio::time::timeout(WAIT, wc_dels.next())
         .await
         .expect("the provider on the wasmCloud host hears the delete")
         .unwrap();
@@ -359,27 +344,10 @@ async fn a_delete_answered_by_either_reaches_a_provider_on_the_other() {
 #[ignore = "needs the wasmCloud v1.9 host: ./run.sh interop"]
 async fn a_spec_deleted_by_spec_host_leaves_both_tables_without_its_links() {
     let m = mixed("i5", &[]).await;
-    assert!(m
-        .client
-        .put_link(link("gone", "kv", "default"))
-        .await
-        .unwrap()
-        .succeeded());
-    within("both tables have it", Duration::from_secs(10), async || {
-        (m.service.host.links_of("gone").len() == 1 && m.wasmcloud_links().await.len() == 1)
-            .then_some(())
-    })
-    .await;
+    m.put_by_wasmcloud(link("gone", "kv", "default")).await;
+    m.both_hold("gone", 1).await;
     m.service.host.delete_component_spec("gone").await.unwrap();
-    within(
-        "both tables dropped it",
-        Duration::from_secs(10),
-        async || {
-            (m.service.host.links_of("gone").is_empty() && m.wasmcloud_links().await.is_empty())
-                .then_some(())
-        },
-    )
-    .await;
+    m.both_hold("gone", 0).await;
     assert!(m.stored("gone").await.is_none());
 }
 
@@ -391,29 +359,15 @@ async fn a_purge_written_by_other_tools_is_applied_by_spec_host_and_ignored_by_v
     // table until it restarts (its watch ignores purges): recorded here so
     // README states it from what was seen.
     let m = mixed("i6", &[]).await;
-    assert!(m
-        .client
-        .put_link(link("old", "kv", "default"))
-        .await
-        .unwrap()
-        .succeeded());
-    within("both tables have it", Duration::from_secs(10), async || {
-        (m.service.host.links_of("old").len() == 1 && m.wasmcloud_links().await.len() == 1)
-            .then_some(())
-    })
-    .await;
+    m.put_by_wasmcloud(link("old", "kv", "default")).await;
+    m.both_hold("old", 1).await;
     m.service
         .lattice
         .specs
         .purge("COMPONENT_old")
         .await
         .unwrap();
-    within(
-        "spec-host dropped it",
-        Duration::from_secs(10),
-        async || m.service.host.links_of("old").is_empty().then_some(()),
-    )
-    .await;
+    m.spec_host_holds("old", 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     eprintln!(
         "INTEROP purge: spec-host table 0 links, wasmCloud v1.9 table {} link(s)",
@@ -430,9 +384,8 @@ async fn a_config_written_through_either_is_used_by_the_other() {
     spec_host::nats::configs::put(&m.service.lattice.configs, "from-sh", br#"{"k":"v"}"#)
         .await
         .unwrap();
-    let with_config = link_with_config("c1", "kv", "default", &["from-sh"]);
-    let reply = m.client.put_link(with_config).await.unwrap();
-    assert!(reply.succeeded(), "{}", reply.message());
+    let with_config = kv_link("c1", "kv", "default", &["from-sh"]);
+    m.put_by_wasmcloud(with_config).await;
     // Written through the wasmCloud host, used by spec-host's link put.
     let reply = m
         .client
@@ -448,7 +401,7 @@ async fn a_config_written_through_either_is_used_by_the_other() {
     let (ok, message) = m.spec_host(LinkOp::Put, &payload).await;
     assert!(ok, "{message}");
     // Both hosts refuse a missing one, with the same message.
-    let missing = link_with_config("c3", "kv", "default", &["nope"]);
+    let missing = kv_link("c3", "kv", "default", &["nope"]);
     let wasmcloud_says = m.client.put_link(missing).await.unwrap();
     let mut payload = put_payload("c3", "kv", "default");
     payload["target_config"] = serde_json::json!(["nope"]);
@@ -469,7 +422,7 @@ async fn concurrent_mixed_puts_on_one_component_lose_nothing() {
     let specs = served.service.lattice.specs.clone();
     let mut clients = Vec::new();
     for _ in 0..40 {
-        clients.push(Arc::new(ctl(&url, "i8").await));
+        clients.push(Arc::new(ctl_client(&url, "i8").await));
     }
     for round in 0..5 {
         let component = format!("shared{round}");

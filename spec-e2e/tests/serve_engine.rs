@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use spec_e2e::{
-    ctl_client, kv_link, nats, nats_with_max_payload, serve_with, ServeOptions, PLUGIN_FAULTY_WASM,
+    ctl_client, kv_link, nats, nats_with_max_payload, put_link_ok, serve_with, ServeOptions,
+    PLUGIN_FAULTY_WASM,
 };
 use spec_host::nats::subjects;
 use spec_host::PluginLimits;
@@ -40,11 +41,7 @@ async fn link_get_comes_from_the_table_and_an_oversized_reply_is_an_error() {
     let served = serve_with(&url, "big", ServeOptions::default()).await;
     let client = ctl(&url, "big").await;
     for i in 0..50 {
-        assert!(client
-            .put_link(link(&format!("c{i}"), "kv"))
-            .await
-            .unwrap()
-            .succeeded());
+        put_link_ok(&client, link(&format!("c{i}"), "kv")).await;
     }
     // Right after the puts (this host applied its own writes): all there.
     let got = client.get_links().await.unwrap();
@@ -75,12 +72,47 @@ async fn link_get_comes_from_the_table_and_an_oversized_reply_is_an_error() {
     assert!(got.message().contains("max_payload"), "{}", got.message());
     assert!(got.message().contains("1000 links"), "{}", got.message());
     // The service goes on.
-    assert!(client
-        .put_link(link("after", "kv"))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, link("after", "kv")).await;
     served.stop().await.unwrap();
+}
+
+/// `serve` running the faulty test plugin (its `poison-loop` component
+/// loops over its imports), whose calls only the `deadline` cuts off.
+async fn serve_faulty(
+    url: &str,
+    lattice: &str,
+    dir: &tempfile::TempDir,
+    deadline: Duration,
+    max_in_flight: Option<usize>,
+) -> spec_e2e::Served {
+    let limits = PluginLimits {
+        deadline,
+        max_imports: u32::MAX,
+        ..PluginLimits::default()
+    };
+    serve_with(
+        url,
+        lattice,
+        ServeOptions {
+            plugin_file: Some(plugin_file(dir, PLUGIN_FAULTY_WASM)),
+            limits: Some(limits),
+            max_in_flight,
+            ..ServeOptions::default()
+        },
+    )
+    .await
+}
+
+/// A put whose plugin call loops until its deadline, sent in the background.
+async fn put_poison_loop(
+    url: &str,
+    lattice: &str,
+) -> tokio::task::JoinHandle<wasmcloud_control_interface::CtlResponse<()>> {
+    let client = ctl(url, lattice).await;
+    tokio::spawn(async move {
+        let reply = client.put_link(link("poison-loop", "kv")).await;
+        reply.expect("the looping put is answered")
+    })
 }
 
 #[tokio::test]
@@ -88,44 +120,22 @@ async fn a_call_stuck_in_a_plugin_loop_holds_up_nobody_and_is_cut_off() {
     let n = nats().await;
     let url = n.server.url();
     let dir = tempfile::tempdir().unwrap();
-    let limits = PluginLimits {
-        deadline: Duration::from_secs(3),
-        // Only the deadline stops this loop.
-        max_imports: u32::MAX,
-        ..PluginLimits::default()
-    };
-    let served = serve_with(
-        &url,
-        "stuck",
-        ServeOptions {
-            plugin_file: Some(plugin_file(&dir, PLUGIN_FAULTY_WASM)),
-            limits: Some(limits),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
-    let looping = {
-        let client = ctl(&url, "stuck").await;
-        tokio::spawn(async move { client.put_link(link("poison-loop", "kv")).await })
-    };
+    let served = serve_faulty(&url, "stuck", &dir, Duration::from_secs(3), None).await;
+    let looping = put_poison_loop(&url, "stuck").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // While one request loops over its imports, others are answered.
     let client = ctl(&url, "stuck").await;
     let started = Instant::now();
     let mut answered = 0;
     while !looping.is_finished() {
-        let reply = client
-            .put_link(link(&format!("fine{answered}"), "kv"))
-            .await
-            .unwrap();
-        assert!(reply.succeeded(), "{}", reply.message());
+        put_link_ok(&client, link(&format!("fine{answered}"), "kv")).await;
         answered += 1;
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the loop was never cut off"
         );
     }
-    let reply = looping.await.unwrap().unwrap();
+    let reply = looping.await.unwrap();
     assert!(!reply.succeeded());
     assert!(reply.message().contains("deadline"), "{}", reply.message());
     assert!(
@@ -140,27 +150,9 @@ async fn a_full_admission_answers_busy_at_once() {
     let n = nats().await;
     let url = n.server.url();
     let dir = tempfile::tempdir().unwrap();
-    let limits = PluginLimits {
-        deadline: Duration::from_secs(2),
-        max_imports: u32::MAX,
-        ..PluginLimits::default()
-    };
-    let served = serve_with(
-        &url,
-        "busy",
-        ServeOptions {
-            plugin_file: Some(plugin_file(&dir, PLUGIN_FAULTY_WASM)),
-            limits: Some(limits),
-            max_in_flight: Some(1),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
+    let served = serve_faulty(&url, "busy", &dir, Duration::from_secs(2), Some(1)).await;
     // The one place is taken by a call that loops until its deadline.
-    let looping = {
-        let client = ctl(&url, "busy").await;
-        tokio::spawn(async move { client.put_link(link("poison-loop", "kv")).await })
-    };
+    let looping = put_poison_loop(&url, "busy").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let client = ctl(&url, "busy").await;
     let started = Instant::now();
@@ -275,11 +267,7 @@ async fn a_spec_change_whose_apply_traps_is_applied_once_a_fixed_build_runs() {
         .unwrap();
     // Other changes keep flowing meanwhile.
     let client = ctl(&url, "retry").await;
-    assert!(client
-        .put_link(link("fine", "kvredis"))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, link("fine", "kvredis")).await;
     let first = tokio::time::timeout(Duration::from_secs(10), puts.next())
         .await
         .expect("the other change is delivered")

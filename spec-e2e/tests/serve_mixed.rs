@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use spec_e2e::{ctl_client, kv_link, nats, serve};
+use spec_e2e::{ctl_client, kv_link, nats, put_link_ok, serve};
 use spec_host::nats::events::CloudEvent;
 use wasmcloud_control_interface::{Client as CtlClient, Link};
 
@@ -103,7 +103,7 @@ async fn answers_and_sends_what_a_v1_9_host_does() {
         .target_config(vec!["SECRET_pw".to_string()])
         .build()
         .unwrap();
-    assert!(client.put_link(secret).await.unwrap().succeeded());
+    put_link_ok(&client, secret).await;
     assert!(drain(&mut rpc, Duration::from_millis(400)).await.is_empty());
     drain(&mut evt, Duration::from_millis(100)).await;
 
@@ -167,11 +167,7 @@ async fn wash_config_put_get_del_work_on_spec_host_alone() {
     assert!(got.succeeded());
     assert_eq!(got.data(), Some(&values));
     // A link naming it is accepted now; a missing one is not.
-    assert!(client
-        .put_link(link("app", "kv", &["redis-url"]))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, link("app", "kv", &["redis-url"])).await;
     let missing = client.get_config("nope").await.unwrap();
     assert!(missing.succeeded());
     assert_eq!(missing.message(), "Configuration not found");
@@ -207,11 +203,7 @@ async fn a_deleted_spec_is_first_written_without_links() {
     let url = n.server.url();
     let served = serve(&url, "del", &[], None).await;
     let client = ctl(&url, "del").await;
-    assert!(client
-        .put_link(link("gone", "kv", &[]))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, link("gone", "kv", &[])).await;
     let specs = served.service.lattice.specs.clone();
     let mut changes = specs.watch("COMPONENT_gone").await.unwrap();
     served
@@ -296,17 +288,9 @@ async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
     }
     let client = ctl(&url, "blind").await;
     let specs = served.service.lattice.specs.clone();
-    assert!(client
-        .put_link(link("app", "kv-a", &[]))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, link("app", "kv-a", &[])).await;
     let before = specs.get("COMPONENT_app").await.unwrap().unwrap();
-    assert!(client
-        .put_link(other_link("app"))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, other_link("app")).await;
     // A v1.9 host that read the spec before the second put writes it back
     // blindly: the acknowledged link to kv-b is gone from the store.
     specs.put("COMPONENT_app", before.clone()).await.unwrap();
@@ -345,18 +329,10 @@ async fn links_acknowledged_before_the_first_census_are_guarded_too() {
     let _wasmcloud = fake_wasmcloud_host(&url, "early").await;
     let client = ctl(&url, "early").await;
     let served = serve(&url, "early", &[], None).await;
-    assert!(client
-        .put_link(link("early", "kv-a", &[]))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, link("early", "kv-a", &[])).await;
     let specs = served.service.lattice.specs.clone();
     let before = specs.get("COMPONENT_early").await.unwrap().unwrap();
-    assert!(client
-        .put_link(other_link("early"))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, other_link("early")).await;
     specs.put("COMPONENT_early", before).await.unwrap();
     // (The census takes a few hundred milliseconds: it is not taken yet.)
     eprintln!("census taken: {}", served.service.census().taken);
@@ -373,11 +349,7 @@ async fn without_wasmcloud_hosts_the_guard_stays_out_of_the_way() {
     let url = n.server.url();
     let served = serve(&url, "pure", &[], None).await;
     let client = ctl(&url, "pure").await;
-    assert!(client
-        .put_link(link("app", "kv-a", &[]))
-        .await
-        .unwrap()
-        .succeeded());
+    put_link_ok(&client, link("app", "kv-a", &[])).await;
     let specs = served.service.lattice.specs.clone();
     specs
         .put(

@@ -20,7 +20,7 @@ use crate::backend::BoxError;
 
 pub use follow::{Follower, FollowerHandle, SpecChange};
 pub use kv::JetStreamKv;
-pub use notify::{LinkDefs, LocalProvider, NatsNotifier};
+pub use notify::{InterfaceLinkDefinition, LinkDefs, LocalProvider, NatsNotifier};
 pub use server::{LocalNatsServer, ServerOptions};
 
 /// How to reach and use a lattice.

@@ -9,6 +9,7 @@
 //! they are left out of the config maps and `source_secrets` /
 //! `target_secrets` are sent as `null`. The link itself is always delivered.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::subjects;
 use crate::backend::{error_chain, NotifyError, ProviderNotify};
@@ -58,21 +59,56 @@ impl FromStr for LocalProvider {
 }
 
 /// wasmCloud's `InterfaceLinkDefinition` (wasmcloud-core), as sent to
-/// providers.
-#[derive(Debug, Serialize)]
+/// providers. Borrowed from the [`Link`] when sent; owned when decoded from
+/// a delivery seen on the lattice (the UI's delivery feed).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct InterfaceLinkDefinition<'a> {
-    source_id: &'a str,
-    target: &'a str,
-    name: &'a str,
-    wit_namespace: &'a str,
-    wit_package: &'a str,
-    interfaces: &'a [String],
+    source_id: Cow<'a, str>,
+    target: Cow<'a, str>,
+    #[serde(default = "default_name")]
+    name: Cow<'a, str>,
+    wit_namespace: Cow<'a, str>,
+    wit_package: Cow<'a, str>,
+    #[serde(default)]
+    interfaces: Cow<'a, [String]>,
+    #[serde(default)]
     source_config: HashMap<String, String>,
+    #[serde(default)]
     target_config: HashMap<String, String>,
     /// Encrypted secrets in wasmCloud; never resolved here.
+    #[serde(default)]
     source_secrets: Option<Vec<u8>>,
     /// Encrypted secrets in wasmCloud; never resolved here.
+    #[serde(default)]
     target_secrets: Option<Vec<u8>>,
+}
+
+fn default_name() -> Cow<'static, str> {
+    Cow::Borrowed(spec_model::DEFAULT_LINK_NAME)
+}
+
+impl InterfaceLinkDefinition<'static> {
+    /// A `linkdefs.put`/`linkdefs.del` payload, decoded.
+    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(payload)
+    }
+}
+
+impl InterfaceLinkDefinition<'_> {
+    /// The link this definition carries. Its config *names* are not on the
+    /// wire (the maps hold resolved values), so the link names none.
+    pub fn link(&self) -> Link {
+        Link {
+            source_id: self.source_id.to_string(),
+            target: self.target.to_string(),
+            name: self.name.to_string(),
+            wit_namespace: self.wit_namespace.to_string(),
+            wit_package: self.wit_package.to_string(),
+            interfaces: self.interfaces.to_vec(),
+            source_config: Vec::new(),
+            target_config: Vec::new(),
+        }
+    }
 }
 
 /// Publishes wasmCloud link definitions on a lattice: the one place that
@@ -176,12 +212,12 @@ impl LinkDefs {
         target_config: HashMap<String, String>,
     ) -> InterfaceLinkDefinition<'_> {
         InterfaceLinkDefinition {
-            source_id: &link.source_id,
-            target: &link.target,
-            name: &link.name,
-            wit_namespace: &link.wit_namespace,
-            wit_package: &link.wit_package,
-            interfaces: &link.interfaces,
+            source_id: Cow::Borrowed(&link.source_id),
+            target: Cow::Borrowed(&link.target),
+            name: Cow::Borrowed(&link.name),
+            wit_namespace: Cow::Borrowed(&link.wit_namespace),
+            wit_package: Cow::Borrowed(&link.wit_package),
+            interfaces: Cow::Borrowed(&link.interfaces),
             source_config,
             target_config,
             source_secrets: None,
@@ -259,5 +295,37 @@ impl ProviderNotify for NatsNotifier {
         self.defs.delete(&provider.id, link).await?;
         tracing::info!(provider = provider_id, source = %link.source_id, target = %link.target, name = %link.name, "link delete delivered");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_decodes_back_to_its_link_without_config_names() {
+        let mut link = Link::new("app", "kvredis", "wasi", "keyvalue", &["store", "atomics"]);
+        link.target_config = vec!["redis-url".into()];
+        let resolved = HashMap::from([("url".to_string(), "redis://x".to_string())]);
+        let bytes = encode(&LinkDefs::definition(&link, HashMap::new(), resolved)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.contains(r#""target_config":{"url":"redis://x"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""source_secrets":null"#), "{text}");
+        let decoded = InterfaceLinkDefinition::decode(&bytes).unwrap();
+        link.target_config.clear();
+        assert_eq!(decoded.link(), link);
+    }
+
+    #[test]
+    fn a_definition_without_name_or_configs_takes_wasmcloud_s_defaults() {
+        let bytes =
+            br#"{"source_id":"a","target":"b","wit_namespace":"wasi","wit_package":"http"}"#;
+        let link = InterfaceLinkDefinition::decode(bytes).unwrap().link();
+        assert_eq!(link.name, spec_model::DEFAULT_LINK_NAME);
+        assert!(link.interfaces.is_empty());
+        assert!(InterfaceLinkDefinition::decode(b"{\"source_id\":1}").is_err());
     }
 }

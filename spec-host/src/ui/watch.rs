@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 use super::view::View;
 use crate::backend::error_chain;
-use crate::nats::{subjects, Lattice};
+use crate::nats::{subjects, InterfaceLinkDefinition, Lattice};
 use crate::plugin::SpecHost;
 
 /// How often the hosts' status is asked for.
@@ -136,38 +136,10 @@ async fn configs(lattice: Lattice, view: Arc<View>, mut stop: watch::Receiver<bo
     }
 }
 
-/// The parts of a delivered link definition the page shows (its configs
-/// are resolved maps there, left out).
-#[derive(serde::Deserialize)]
-struct Delivered {
-    source_id: String,
-    target: String,
-    #[serde(default = "default_name")]
-    name: String,
-    wit_namespace: String,
-    wit_package: String,
-    #[serde(default)]
-    interfaces: Vec<String>,
-}
-
-fn default_name() -> String {
-    spec_model::DEFAULT_LINK_NAME.to_string()
-}
-
 /// The link a delivery carries, described (or the payload's size).
 fn delivery_text(payload: &[u8]) -> String {
-    match serde_json::from_slice::<Delivered>(payload) {
-        Ok(d) => spec_model::Link {
-            source_id: d.source_id,
-            target: d.target,
-            name: d.name,
-            wit_namespace: d.wit_namespace,
-            wit_package: d.wit_package,
-            interfaces: d.interfaces,
-            source_config: Vec::new(),
-            target_config: Vec::new(),
-        }
-        .to_string(),
+    match InterfaceLinkDefinition::decode(payload) {
+        Ok(def) => def.link().to_string(),
         Err(_) => format!("({} bytes that are not a link)", payload.len()),
     }
 }

@@ -8,33 +8,12 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use serde::Deserialize;
+use spec_host::model::json::decode_spec;
 use spec_host::nats::subjects;
 use wasmcloud_control_interface::Client as CtlClient;
 
 use super::load::{send, Outcomes, Reply, Rng};
 use super::model::{Change, LinkKey, Links, NAMESPACE, PACKAGE};
-
-#[derive(Deserialize)]
-struct StoredSpec {
-    #[serde(default)]
-    links: Vec<StoredLink>,
-}
-
-#[derive(Deserialize)]
-struct StoredLink {
-    source_id: String,
-    target: String,
-    #[serde(default = "default_name")]
-    name: String,
-    wit_namespace: String,
-    wit_package: String,
-    interfaces: Vec<String>,
-}
-
-fn default_name() -> String {
-    "default".into()
-}
 
 /// Every stored link by key, read from `LATTICEDATA_{lattice}` directly,
 /// plus anything odd found there (undecodable values, foreign links, a
@@ -76,7 +55,7 @@ async fn try_read_store(
         let Some(value) = kv.get(&k).await? else {
             continue;
         };
-        let spec: StoredSpec = match serde_json::from_slice(&value) {
+        let spec = match decode_spec(&value) {
             Ok(s) => s,
             Err(e) => {
                 odd.push(format!("{k}: does not decode: {e}"));

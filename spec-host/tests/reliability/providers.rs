@@ -13,20 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde::Deserialize;
+use spec_host::nats::InterfaceLinkDefinition;
 
 use super::model::{LinkKey, Links, NAMESPACE, PACKAGE};
-
-/// The fields of wasmCloud's `InterfaceLinkDefinition` the check needs.
-#[derive(Debug, Deserialize)]
-struct Definition {
-    source_id: String,
-    target: String,
-    name: String,
-    wit_namespace: String,
-    wit_package: String,
-    interfaces: Vec<String>,
-}
 
 /// A provider's last delivery for one link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,8 +173,8 @@ impl Recorder {
                     continue;
                 }
                 *r.count.entry(provider.to_string()).or_default() += 1;
-                let def: Definition = match serde_json::from_slice(&msg.payload) {
-                    Ok(d) => d,
+                let def = match InterfaceLinkDefinition::decode(&msg.payload) {
+                    Ok(d) => d.link(),
                     Err(e) => {
                         r.odd
                             .push(format!("{}: undecodable delivery: {e}", msg.subject));
