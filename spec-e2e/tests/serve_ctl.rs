@@ -8,12 +8,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use spec_e2e::{ctl_client, kv_link, nats, serve};
 use spec_host::nats::subjects;
-use wasmcloud_control_interface::{Client as CtlClient, Link};
+use wasmcloud_control_interface::Link;
 use wasmcloud_core::InterfaceLinkDefinition;
-
-async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    ctl_client(url, lattice).await
-}
 
 fn link(source: &str, target: &str, name: &str, target_config: &[&str]) -> Link {
     kv_link(source, target, name, target_config)
@@ -32,7 +28,7 @@ async fn wasmcloud_s_client_puts_gets_and_deletes_links() {
     let n = nats().await;
     let url = n.server.url();
     let served = serve(&url, "ctl", &["kvredis"], None).await;
-    let client = ctl(&url, "ctl").await;
+    let client = ctl_client(&url, "ctl").await;
     let watcher = async_nats::connect(&url).await.unwrap();
     let mut puts = watcher
         .subscribe(subjects::link_put("ctl", "kvredis"))
@@ -141,7 +137,7 @@ async fn malformed_requests_get_error_replies_and_the_service_goes_on() {
         assert_eq!(body["success"], false, "{op} {body}");
         assert!(!body["message"].as_str().unwrap_or_default().is_empty());
     }
-    let client = ctl(&url, "bad").await;
+    let client = ctl_client(&url, "bad").await;
     let r = client
         .put_link(link("a", "b", "default", &[]))
         .await
@@ -170,7 +166,7 @@ async fn two_serving_hosts_share_the_work_and_the_deliveries() {
         .await
         .unwrap();
     watcher.flush().await.unwrap();
-    let client = ctl(&url, "pair").await;
+    let client = ctl_client(&url, "pair").await;
     for i in 0..20 {
         let r = client
             .put_link(link(&format!("c{i}"), "prov", "default", &[]))

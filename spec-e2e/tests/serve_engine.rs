@@ -15,11 +15,7 @@ use spec_e2e::{
 };
 use spec_host::nats::subjects;
 use spec_host::PluginLimits;
-use wasmcloud_control_interface::{Client as CtlClient, Link};
-
-async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    ctl_client(url, lattice).await
-}
+use wasmcloud_control_interface::Link;
 
 fn link(source: &str, target: &str) -> Link {
     kv_link(source, target, "default", &[])
@@ -39,7 +35,7 @@ async fn link_get_comes_from_the_table_and_an_oversized_reply_is_an_error() {
     let n = nats_with_max_payload(Some(64 << 10)).await;
     let url = n.server.url();
     let served = serve_with(&url, "big", ServeOptions::default()).await;
-    let client = ctl(&url, "big").await;
+    let client = ctl_client(&url, "big").await;
     for i in 0..50 {
         put_link_ok(&client, link(&format!("c{i}"), "kv")).await;
     }
@@ -108,7 +104,7 @@ async fn put_poison_loop(
     url: &str,
     lattice: &str,
 ) -> tokio::task::JoinHandle<wasmcloud_control_interface::CtlResponse<()>> {
-    let client = ctl(url, lattice).await;
+    let client = ctl_client(url, lattice).await;
     tokio::spawn(async move {
         let reply = client.put_link(link("poison-loop", "kv")).await;
         reply.expect("the looping put is answered")
@@ -124,7 +120,7 @@ async fn a_call_stuck_in_a_plugin_loop_holds_up_nobody_and_is_cut_off() {
     let looping = put_poison_loop(&url, "stuck").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // While one request loops over its imports, others are answered.
-    let client = ctl(&url, "stuck").await;
+    let client = ctl_client(&url, "stuck").await;
     let started = Instant::now();
     let mut answered = 0;
     while !looping.is_finished() {
@@ -154,7 +150,7 @@ async fn a_full_admission_answers_busy_at_once() {
     // The one place is taken by a call that loops until its deadline.
     let looping = put_poison_loop(&url, "busy").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let client = ctl(&url, "busy").await;
+    let client = ctl_client(&url, "busy").await;
     let started = Instant::now();
     let reply = client.get_links().await.unwrap();
     assert!(!reply.succeeded());
@@ -184,7 +180,7 @@ async fn config_names_are_capped_and_checked_before_anything_is_written() {
     let n = nats().await;
     let url = n.server.url();
     let served = serve_with(&url, "cfg", ServeOptions::default()).await;
-    let client = ctl(&url, "cfg").await;
+    let client = ctl_client(&url, "cfg").await;
     let names: Vec<String> = (0..65).map(|i| format!("cfg{i}")).collect();
     let too_many = Link::builder()
         .source_id("app")
@@ -266,7 +262,7 @@ async fn a_spec_change_whose_apply_traps_is_applied_once_a_fixed_build_runs() {
         .await
         .unwrap();
     // Other changes keep flowing meanwhile.
-    let client = ctl(&url, "retry").await;
+    let client = ctl_client(&url, "retry").await;
     put_link_ok(&client, link("fine", "kvredis")).await;
     let first = tokio::time::timeout(Duration::from_secs(10), puts.next())
         .await

@@ -12,11 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use spec_e2e::{ctl_client, kv_link, nats, put_link_ok, serve};
 use spec_host::nats::events::CloudEvent;
-use wasmcloud_control_interface::{Client as CtlClient, Link};
-
-async fn ctl(url: &str, lattice: &str) -> CtlClient {
-    ctl_client(url, lattice).await
-}
+use wasmcloud_control_interface::Link;
 
 fn link(source: &str, target: &str, target_config: &[&str]) -> Link {
     kv_link(source, target, "default", target_config)
@@ -37,7 +33,7 @@ async fn answers_and_sends_what_a_v1_9_host_does() {
     let url = n.server.url();
     // "kvredis" runs on this host; "remote-prov" runs elsewhere.
     let served = serve(&url, "mix", &["kvredis"], None).await;
-    let client = ctl(&url, "mix").await;
+    let client = ctl_client(&url, "mix").await;
     let watcher = async_nats::connect(&url).await.unwrap();
     let mut rpc = watcher.subscribe("wasmbus.rpc.mix.>").await.unwrap();
     let mut evt = watcher.subscribe("wasmbus.evt.mix.>").await.unwrap();
@@ -155,7 +151,7 @@ async fn wash_config_put_get_del_work_on_spec_host_alone() {
     let n = nats().await;
     let url = n.server.url();
     let served = serve(&url, "cfg", &[], None).await;
-    let client = ctl(&url, "cfg").await;
+    let client = ctl_client(&url, "cfg").await;
     let values = HashMap::from([("url".to_string(), "redis://x".to_string())]);
     let reply = client
         .put_config("redis-url", values.clone())
@@ -202,7 +198,7 @@ async fn a_deleted_spec_is_first_written_without_links() {
     let n = nats().await;
     let url = n.server.url();
     let served = serve(&url, "del", &[], None).await;
-    let client = ctl(&url, "del").await;
+    let client = ctl_client(&url, "del").await;
     put_link_ok(&client, link("gone", "kv", &[])).await;
     let specs = served.service.lattice.specs.clone();
     let mut changes = specs.watch("COMPONENT_gone").await.unwrap();
@@ -286,7 +282,7 @@ async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
         assert!(started.elapsed() < Duration::from_secs(10), "no census");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let client = ctl(&url, "blind").await;
+    let client = ctl_client(&url, "blind").await;
     let specs = served.service.lattice.specs.clone();
     put_link_ok(&client, link("app", "kv-a", &[])).await;
     let before = specs.get("COMPONENT_app").await.unwrap().unwrap();
@@ -327,7 +323,7 @@ async fn links_acknowledged_before_the_first_census_are_guarded_too() {
     let n = nats().await;
     let url = n.server.url();
     let _wasmcloud = fake_wasmcloud_host(&url, "early").await;
-    let client = ctl(&url, "early").await;
+    let client = ctl_client(&url, "early").await;
     let served = serve(&url, "early", &[], None).await;
     put_link_ok(&client, link("early", "kv-a", &[])).await;
     let specs = served.service.lattice.specs.clone();
@@ -348,7 +344,7 @@ async fn without_wasmcloud_hosts_the_guard_stays_out_of_the_way() {
     let n = nats().await;
     let url = n.server.url();
     let served = serve(&url, "pure", &[], None).await;
-    let client = ctl(&url, "pure").await;
+    let client = ctl_client(&url, "pure").await;
     put_link_ok(&client, link("app", "kv-a", &[])).await;
     let specs = served.service.lattice.specs.clone();
     specs

@@ -1,7 +1,7 @@
 //! The `spec-host` binary as a user runs it: no server started by hand,
 //! data kept between runs, clear errors, clean shutdown on SIGTERM.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spec-host");
@@ -22,6 +22,43 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Waits until the `serve` named `host_id` answers `status`; `nats` are the
+/// arguments that point at its NATS (none: the state dir's local server).
+fn wait_until_serving(state: &std::path::Path, nats: &[&str], host_id: &str) {
+    let started = Instant::now();
+    let mut args = nats.to_vec();
+    args.extend(["--json", "status", "--wait-ms", "300"]);
+    loop {
+        let out = run(state, &args);
+        if String::from_utf8_lossy(&out.stdout).contains(host_id) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve never answered: {}",
+            text(&out)
+        );
+    }
+}
+
+/// Sends SIGTERM and waits for the exit. `limit` is a hang bound, not a
+/// timing: past it the process is killed and the test fails.
+fn stop_with_sigterm(child: &mut Child, limit: Duration) -> ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("serve did not stop on SIGTERM within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -105,29 +142,8 @@ fn serve_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until it answers status.
-    let started = Instant::now();
-    loop {
-        let out = run(state.path(), &["--json", "status", "--wait-ms", "300"]);
-        if String::from_utf8_lossy(&out.stdout).contains("cli-test") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "serve never answered: {}",
-            text(&out)
-        );
-    }
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_until_serving(state.path(), &[], "cli-test");
+    let status = stop_with_sigterm(&mut child, Duration::from_secs(20));
     assert!(status.success(), "exit status {status:?}");
     // Its nats-server is gone too: the record file was removed.
     assert!(!state.path().join("nats-server.json").exists());
@@ -153,36 +169,9 @@ fn serve_stops_on_sigterm_when_its_nats_server_is_gone() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    loop {
-        let out = Command::new(BIN)
-            .args(["--nats", &url, "--json", "status", "--wait-ms", "300"])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout).contains("orphan") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "serve never answered: {}",
-            text(&out)
-        );
-    }
+    wait_until_serving(dir.path(), &["--nats", &url], "orphan");
     server.kill();
     std::thread::sleep(Duration::from_millis(500));
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    // A hang bound, not a timing: stopping is bounded by the service's own
-    // limit (15 s) and is much quicker in practice.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("serve did not stop on SIGTERM with its nats-server gone");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Bounded by the service's own limit (15 s), much quicker in practice.
+    stop_with_sigterm(&mut child, Duration::from_secs(30));
 }

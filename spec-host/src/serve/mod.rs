@@ -401,10 +401,9 @@ pub async fn serve(
         // Stop taking requests: unsubscribed, the queue group sends new ones
         // to the other hosts of the lattice. Each NATS step is bounded on
         // its own: with the server gone it would wait for a reconnect.
-        let nats_step = |step| tokio::time::timeout(NATS_STOP_STEP, step);
-        let _ = nats_step(links.unsubscribe()).await;
-        let _ = nats_step(configs.unsubscribe()).await;
-        let _ = nats_step(statuses.unsubscribe()).await;
+        let _ = tokio::time::timeout(NATS_STOP_STEP, links.unsubscribe()).await;
+        let _ = tokio::time::timeout(NATS_STOP_STEP, configs.unsubscribe()).await;
+        let _ = tokio::time::timeout(NATS_STOP_STEP, statuses.unsubscribe()).await;
         while tasks.join_next().await.is_some() {}
         let _ = stop_tx.send(true);
         while background.join_next().await.is_some() {}
