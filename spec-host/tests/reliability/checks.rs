@@ -109,6 +109,28 @@ pub async fn ctl_view(ctl: &CtlClient) -> Result<BTreeMap<LinkKey, Links>, Strin
     Ok(view)
 }
 
+/// Asks link.get `asks` times (the queue group spreads them over the hosts)
+/// and names every answer that is not the store.
+pub async fn ctl_views_match(
+    ctl: &CtlClient,
+    stored: &BTreeMap<LinkKey, Links>,
+    asks: usize,
+) -> Vec<String> {
+    let stored_links: usize = stored.values().map(|l| l.len()).sum();
+    let mut problems = Vec::new();
+    for _ in 0..asks {
+        match ctl_view(ctl).await {
+            Ok(view) if &view == stored => {}
+            Ok(view) => problems.push(format!(
+                "link.get lists {} links, the bucket holds {stored_links}: {view:?}",
+                view.values().map(|l| l.len()).sum::<usize>()
+            )),
+            Err(e) => problems.push(e),
+        }
+    }
+    problems
+}
+
 /// Waits until all `hosts` answer status with a table of exactly
 /// `expected` links (their followers caught up with the store). Returns
 /// what they last said: (host id, links, ok, failed, swaps), and how long
