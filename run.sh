@@ -8,7 +8,7 @@
 #   ./run.sh interop          the interop suite against the real wasmCloud
 #                             v1.9 host (built the first time, ~25 min)
 #   ./run.sh wasmcloud-host   just build that host
-#   ./run.sh bench            the full benchmark (BENCHMARKS.md's figures)
+#   ./run.sh bench            the full benchmark (docs/BENCHMARKS.md's figures)
 #   ./run.sh ui               `spec-host ui` on a demo lattice (browser page)
 #   ./run.sh ui-browser-test  headless Chromium checks that page
 # Other arguments are passed to spec-host: ./run.sh spec get my-component
@@ -123,7 +123,7 @@ case "$cmd" in
         ;;
     bench)
         shift || true
-        cargo run --release --locked -p spec-bench -- --json spec-bench/results/full.json --chart spec-bench/charts "$@"
+        cargo run --release --locked -p spec-bench -- --json bench/results/full.json --chart bench/charts "$@"
         ;;
     ui)
         cargo build --release --locked -p spec-host

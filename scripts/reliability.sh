@@ -4,7 +4,7 @@
 # (nats-server kill -9, spec-host kill -9, a cluster node kill -9, plugin
 # swap + poison pills) and bad inputs. Prints what each scenario did and
 # found, then a summary of the `RELIABILITY ...` lines; the whole output is
-# kept in target/reliability/last-run.log. Figures go into RELIABILITY.md.
+# kept in target/reliability/last-run.log. Figures go into docs/RELIABILITY.md.
 #
 #   scripts/reliability.sh                      # full run
 #   RELIABILITY_CLIENTS=16 RELIABILITY_OPS=1000 scripts/reliability.sh

@@ -50,14 +50,14 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "==> installing Debian's chromium" >&2
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
-[ -d ui-tests/node_modules/playwright-core ] || (cd ui-tests && npm ci --no-audit --no-fund --silent)
+[ -d tests/ui/node_modules/playwright-core ] || (cd tests/ui && npm ci --no-audit --no-fund --silent)
 
 export UI_URL="http://127.0.0.1:$PORT" UI_SCREENSHOT="$PWD/docs/ui.png"
 export UI_EXPECT='{"nodes":["http-router","api-backend","httpserver","cron-job","kvredis","blobstore-fs","messaging-nats"],"edges":[["http-router","api-backend"],["http-router","kvredis"],["api-backend","kvredis"],["api-backend","messaging-nats"],["httpserver","http-router"],["cron-job","blobstore-fs"]]}'
 export UI_NEW_LINK='{"source_id":"cron-job","target":"messaging-nats","name":"default","wit_namespace":"wasmcloud","wit_package":"messaging","interfaces":["consumer"],"source_config":[],"target_config":[]}'
 export UI_CONFLICT_LINK='{"source_id":"cron-job","target":"kvredis","name":"default","wit_namespace":"wasmcloud","wit_package":"messaging","interfaces":["consumer"],"source_config":[],"target_config":[]}'
 export UI_EXTERNAL_EDGE='["reporter","blobstore-fs"]'
-node ui-tests/browser.mjs | while IFS= read -r line; do
+node tests/ui/browser.mjs | while IFS= read -r line; do
     echo "$line"
     if [ "$line" = READY-FOR-EXTERNAL-WRITE ]; then
         # Another process writes a link; the page must show it live.

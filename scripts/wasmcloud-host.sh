@@ -3,7 +3,7 @@
 # target/wasmcloud/release/wasmcloud-v19-host, once; later runs reuse it.
 # The interop suite and the lattice benchmark run it beside spec-host.
 #
-# It lives in its own Cargo workspace (interop/wasmcloud-host, own lockfile,
+# It lives in its own Cargo workspace (tests/interop/wasmcloud-host, own lockfile,
 # own target dir): ~570 crates, ~25 minutes on 2 cores the first time.
 # The published crate does not compile on rustc >= 1.95 ("queries overflow
 # the depth limit"), so the script downloads it from crates.io, checks its
@@ -43,5 +43,5 @@ fi
 
 echo "==> building the wasmCloud v1.9 host (first time: ~25 min on 2 cores)" >&2
 CARGO_TARGET_DIR=$ROOT cargo build --release --locked \
-    --manifest-path interop/wasmcloud-host/Cargo.toml >&2
+    --manifest-path tests/interop/wasmcloud-host/Cargo.toml >&2
 echo "$PWD/$BIN"

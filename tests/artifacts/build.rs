@@ -1,0 +1,44 @@
+//! Builds the extra guests that tests and benchmarks load: a second build of the
+//! plugin (feature `alt-version`, for swaps), a build that traps on one id
+//! (feature `fault-injection`, for the reliability suite), a build that
+//! cannot read the table's snapshot format (`foreign-snapshot`), a
+//! misbehaving guest and a component of the old 0.1 contract. The
+//! regular plugin comes from `spec-host`'s own build (`bundled`).
+
+#[path = "../../guest/guest_build.rs"]
+mod guest_build;
+
+fn main() {
+    guest_build::build_guests(&[
+        guest_build::Guest {
+            package: "spec-plugin",
+            features: &["alt-version"],
+            dir: "plugin-alt",
+            env: "SPEC_PLUGIN_ALT_WASM",
+        },
+        guest_build::Guest {
+            package: "spec-plugin",
+            features: &["fault-injection"],
+            dir: "plugin-faulty",
+            env: "SPEC_PLUGIN_FAULTY_WASM",
+        },
+        guest_build::Guest {
+            package: "spec-plugin",
+            features: &["foreign-snapshot"],
+            dir: "plugin-foreign",
+            env: "SPEC_PLUGIN_FOREIGN_WASM",
+        },
+        guest_build::Guest {
+            package: "trap-guest",
+            features: &[],
+            dir: "trap",
+            env: "TRAP_GUEST_WASM",
+        },
+        guest_build::Guest {
+            package: "wrong-wit-guest",
+            features: &[],
+            dir: "wrong-wit",
+            env: "WRONG_WIT_GUEST_WASM",
+        },
+    ]);
+}
