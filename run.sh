@@ -92,8 +92,10 @@ run_tests() {
     cargo test --workspace --locked 2>&1 | tee target/test-output.log
     # The example embedder is documentation that must keep working. Built
     # with --workspace so its dependencies resolve to the same features as
-    # the tests' and are reused: `cargo run -p spec-host` alone would build
-    # wasmtime a second time (minutes, and gigabytes of disk).
+    # the tests' and are reused (spec-embed's `bundled` is on there, as the
+    # example requires): `cargo run -p spec-embed --features bundled
+    # --example embed` alone would build wasmtime a second time (minutes,
+    # and gigabytes of disk).
     log "example embedder"
     cargo build --workspace --examples --locked
     target/debug/examples/embed

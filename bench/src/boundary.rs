@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
-use spec_host::model::{ComponentSpecification, Link};
-use spec_host::LoadedPlugin;
+use spec_embed::LoadedPlugin;
+use spec_model::{ComponentSpecification, Link};
 
 use crate::fixtures;
 use crate::sides::{interleave, Batch, Kind, Side};
@@ -106,7 +106,7 @@ impl Batch for OpBatch {
                     let t = Instant::now();
                     let report = side.update(ID, spec).await?;
                     times.push(us_since(t));
-                    let held = spec_host::model::packed::count(&report.entry).unwrap_or(0);
+                    let held = spec_model::packed::count(&report.entry).unwrap_or(0);
                     if held != n {
                         bail!("update left {held} links, not {n}");
                     }
@@ -117,9 +117,10 @@ impl Batch for OpBatch {
                     let t = Instant::now();
                     let out = side.put_link(link).await?;
                     times.push(us_since(t));
-                    let held = out.update.as_ref().map_or(n, |u| {
-                        spec_host::model::packed::count(&u.entry).unwrap_or(0)
-                    });
+                    let held = out
+                        .update
+                        .as_ref()
+                        .map_or(n, |u| spec_model::packed::count(&u.entry).unwrap_or(0));
                     if held != n {
                         bail!("put-link changed the spec size to {held}");
                     }

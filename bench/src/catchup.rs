@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use spec_host::nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
+use spec_nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
 
 use crate::hosts;
 use crate::lattice::{fill_bucket, Target};

@@ -19,9 +19,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
-use spec_host::model::{Link, NotifyError};
-use spec_host::LoadedPlugin;
-use spec_plugin::backend::Notifier;
+use spec_embed::LoadedPlugin;
+use spec_model::{Link, NotifyError};
+use spec_plugin::backend::ProviderNotify;
 use spec_plugin::table::LinkTable;
 
 use crate::fixtures;
@@ -80,7 +80,7 @@ impl NestedScanTable {
 /// A notifier with no local providers: the diff alone is measured.
 struct NoProviders;
 
-impl Notifier for NoProviders {
+impl ProviderNotify for NoProviders {
     fn local_providers(&mut self) -> Vec<String> {
         Vec::new()
     }

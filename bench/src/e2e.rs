@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use spec_host::backend::{KeyValue, ProviderNotify};
-use spec_host::nats::{Lattice, LatticeOptions, LocalNatsServer, LocalProvider, ServerOptions};
-use spec_host::{LoadedPlugin, PluginLimits};
+use spec_embed::backend::{KeyValue, ProviderNotify};
+use spec_embed::{LoadedPlugin, PluginLimits};
+use spec_nats::{Lattice, LatticeOptions, LocalNatsServer, LocalProvider, ServerOptions};
 
 use crate::fixtures;
 use crate::sides::{interleave, Batch, Kind, Side};
@@ -213,8 +213,8 @@ fn vs_best(plugin: f64, task: f64, thread: f64, better: fn(f64, f64) -> f64) -> 
 
 /// Runs the section; the server is killed on return (also on error).
 pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<E2e> {
-    let binary = spec_host::nats::server::find_binary().context("finding nats-server")?;
-    let server_version = spec_host::nats::server::check_version(&binary)?;
+    let binary = spec_nats::server::find_binary().context("finding nats-server")?;
+    let server_version = spec_nats::server::check_version(&binary)?;
     let dir = tempfile::tempdir().context("creating a temp dir for nats-server")?;
     let server = LocalNatsServer::start(ServerOptions::new(dir.path().join("store")))
         .await
@@ -267,7 +267,7 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<E2e> {
     // The floor under every get (the backend awaited directly), and a get
     // through each native worker's bridge with no logic around it.
     let kv = lattice.key_value();
-    let key = spec_host::model::keys::component_key("p-get");
+    let key = spec_model::keys::component_key("p-get");
     let (mut raw, mut task, mut thread) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds * calls {
         let t = Instant::now();

@@ -1,7 +1,7 @@
 //! The links and specs every section works with, built the same way for
 //! the plugin and the native side so that both do exactly the same work.
 
-use spec_host::model::{ComponentSpecification, Link};
+use spec_model::{ComponentSpecification, Link};
 
 /// WIT namespace of every benchmark link.
 const NAMESPACE: &str = "bench";

@@ -187,7 +187,7 @@ pub async fn spec_host_ready(
     loop {
         host.check_alive()?;
         let found =
-            spec_host::serve::collect_status(client, lattice, Duration::from_millis(20)).await?;
+            spec_lattice::serve::collect_status(client, lattice, Duration::from_millis(20)).await?;
         if found.iter().any(|s| s.caught_up && s.links >= links) {
             return Ok(host.spawned.elapsed());
         }

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use serde::Serialize;
-use spec_host::model::json::encode_spec;
-use spec_host::model::keys::component_key;
-use spec_host::model::{ComponentSpecification, Link};
-use spec_host::nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
+use spec_model::json::encode_spec;
+use spec_model::keys::component_key;
+use spec_model::{ComponentSpecification, Link};
+use spec_nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
 use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder};
 
 use crate::hosts::{self, HostProcess};
@@ -403,11 +403,13 @@ async fn flood(
         flooders.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let ok = match what {
-                    "status" => {
-                        spec_host::serve::collect_status(&raw, &lattice, Duration::from_millis(50))
-                            .await
-                            .is_ok_and(|s| !s.is_empty())
-                    }
+                    "status" => spec_lattice::serve::collect_status(
+                        &raw,
+                        &lattice,
+                        Duration::from_millis(50),
+                    )
+                    .await
+                    .is_ok_and(|s| !s.is_empty()),
                     _ => matches!(ctl.get_links().await, Ok(r) if r.succeeded()),
                 };
                 if ok {
@@ -562,8 +564,8 @@ pub fn probe_load(url: &str, lattice: &str, clients: usize, seconds: u64) -> Res
 
 /// Runs the section.
 pub async fn run(quick: bool) -> Result<LatticeLoad> {
-    let binary = spec_host::nats::server::find_binary()?;
-    let server_version = spec_host::nats::server::check_version(&binary)?;
+    let binary = spec_nats::server::find_binary()?;
+    let server_version = spec_nats::server::check_version(&binary)?;
     let dir = tempfile::tempdir().context("a temp dir for nats-server")?;
     let server = LocalNatsServer::start(ServerOptions::new(dir.path().join("js")))
         .await

@@ -183,9 +183,9 @@ fn progress(text: &str) {
 
 async fn run(quick: bool, only: Vec<Section>) -> Result<Results> {
     let wanted = |s: Section| only.is_empty() || only.contains(&s);
-    let engine = spec_host::PluginEngine::new().context("setting up the wasm engine")?;
+    let engine = spec_embed::PluginEngine::new().context("setting up the wasm engine")?;
     let plugin = engine
-        .load_bytes(spec_host::bundled::PLUGIN)
+        .load_bytes(spec_embed::bundled::PLUGIN)
         .context("loading the bundled plugin")?;
     let mut r = Results {
         quick,

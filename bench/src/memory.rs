@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
-use spec_host::{CallError, LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
+use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_embed::{CallError, LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
 
 use crate::fixtures;
 use crate::sides::{Kind, Side};
@@ -128,7 +128,7 @@ pub fn probe(native: bool, links: usize) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting a tokio runtime")?;
     let out = rt.block_on(async {
         let engine = PluginEngine::new().context("setting up the engine")?;
-        let plugin = engine.load_bytes(spec_host::bundled::PLUGIN)?;
+        let plugin = engine.load_bytes(spec_embed::bundled::PLUGIN)?;
         let kind = if native { Kind::Native } else { Kind::Plugin };
         let side = Side::start_memory(kind, &plugin).await?;
         let before = status_kib("VmRSS:")? * 1024;

@@ -8,7 +8,7 @@
 //!   applies what was written, at its revision, one change at a time,
 //!   skipping revisions it already holds.
 //!
-//! The logic is synchronous (`spec_plugin::backend::Store` and `Notifier`
+//! The logic is synchronous (`spec_plugin::backend::KeyValue` and `ProviderNotify`
 //! are blocking traits), so each backend call is bridged to the same
 //! `Arc<dyn KeyValue>` / `Arc<dyn ProviderNotify>` the plugin path uses:
 //! the backend's future is polled once, and only if it is not ready at once
@@ -30,13 +30,15 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use spec_host::backend::{KeyValue, ProviderNotify, StoreError as HostStoreError};
-use spec_host::model::{
+use spec_embed::backend::{BackendError, KeyValue, ProviderNotify};
+use spec_embed::keylock::KeyLocks;
+use spec_model::Entry;
+use spec_model::{
     Applied, ComponentSpecification, DeleteLinkResult, Link, NotifyError, PutLinkResult, SpecError,
     StoreError, UpdateReport, Written,
 };
-use spec_host::plugin::keylock::KeyLocks;
-use spec_plugin::backend::{Entry, Notifier, Store};
+// The plugin's synchronous traits beside the host's async ones of the same names.
+use spec_plugin::backend::{KeyValue as SyncKeyValue, ProviderNotify as SyncProviderNotify};
 use spec_plugin::host_table::HostTable;
 use spec_plugin::specs;
 use tokio::runtime::Handle;
@@ -62,7 +64,7 @@ fn wait<F: Future>(rt: &Handle, fut: F) -> F::Output {
     tokio::task::block_in_place(|| rt.block_on(fut))
 }
 
-/// `spec_plugin::backend::Store` over a host `KeyValue`.
+/// `spec_plugin::backend::KeyValue` over a host `KeyValue`.
 struct KvBridge {
     kv: Arc<dyn KeyValue>,
     rt: Handle,
@@ -83,11 +85,11 @@ fn contention_backoff(losses: u32) -> Duration {
     Duration::from_micros(random % window_us)
 }
 
-fn model_error(e: &HostStoreError) -> StoreError {
+fn model_error(e: &BackendError) -> StoreError {
     e.into()
 }
 
-impl Store for KvBridge {
+impl SyncKeyValue for KvBridge {
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
         let out = wait(&self.rt, self.kv.get(key));
         out.map(|e| {
@@ -110,7 +112,7 @@ impl Store for KvBridge {
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
         let out = wait(&self.rt, self.kv.compare_and_swap(key, value, expected));
-        if matches!(out, Err(HostStoreError::RevisionMismatch { .. })) {
+        if matches!(out, Err(BackendError::RevisionMismatch { .. })) {
             let pause = contention_backoff(self.cas_losses);
             wait(&self.rt, tokio::time::sleep(pause));
             self.cas_losses += 1;
@@ -127,13 +129,13 @@ impl Store for KvBridge {
     }
 }
 
-/// `spec_plugin::backend::Notifier` over a host `ProviderNotify`.
+/// `spec_plugin::backend::ProviderNotify` over a host `ProviderNotify`.
 struct NotifyBridge {
     notify: Arc<dyn ProviderNotify>,
     rt: Handle,
 }
 
-impl Notifier for NotifyBridge {
+impl SyncProviderNotify for NotifyBridge {
     fn local_providers(&mut self) -> Vec<String> {
         self.notify.local_providers()
     }

@@ -1,5 +1,5 @@
 //! Section 9: lattice rollouts — three `spec-host serve` processes on one
-//! nats-server, a build pushed with [`spec_host::rollout::publish::push`]
+//! nats-server, a build pushed with [`spec_lattice::rollout::publish::push`]
 //! and rolled out by writing the desired build, as `spec-host plugin
 //! rollout` does.
 //!
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use spec_host::nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
-use spec_host::rollout::{store::now, Desired, Phase, Rollouts};
+use spec_lattice::rollout::{store::now, Desired, Phase, Rollouts};
+use spec_nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
 
 use crate::hosts::{self, HostProcess};
 use crate::lattice::{ctl_client, run_load, Putter};
@@ -101,10 +101,10 @@ async fn wait_phase(
     lattice: &Lattice,
     want: Option<(&Desired, Phase)>,
     limit: Duration,
-) -> Result<Vec<spec_host::serve::status::Status>> {
+) -> Result<Vec<spec_lattice::serve::status::Status>> {
     let deadline = Instant::now() + limit;
     loop {
-        let found = spec_host::serve::collect_status(
+        let found = spec_lattice::serve::collect_status(
             &lattice.client,
             &lattice.options.lattice,
             Duration::from_millis(200),
@@ -221,15 +221,19 @@ pub async fn run(quick: bool) -> Result<RolloutBench> {
     }
     wait_phase(&lattice, None, Duration::from_secs(60)).await?;
     let rollouts = Rollouts::open(&lattice).await?;
-    let engine = spec_host::PluginEngine::new()?;
-    let limits = spec_host::PluginLimits::default();
-    let bundled =
-        spec_host::rollout::publish::push(&rollouts, &engine, spec_host::bundled::PLUGIN, limits)
-            .await?
-            .digest;
+    let engine = spec_embed::PluginEngine::new()?;
+    let limits = spec_embed::PluginLimits::default();
+    let bundled = spec_lattice::rollout::publish::push(
+        &rollouts,
+        &engine,
+        spec_embed::bundled::PLUGIN,
+        limits,
+    )
+    .await?
+    .digest;
     let alt_bytes =
         std::fs::read(test_artifacts::PLUGIN_ALT_WASM).context("reading the alt build")?;
-    let alt = spec_host::rollout::publish::push(&rollouts, &engine, &alt_bytes, limits)
+    let alt = spec_lattice::rollout::publish::push(&rollouts, &engine, &alt_bytes, limits)
         .await?
         .digest;
 

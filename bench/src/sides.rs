@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
-use spec_host::backend::{KeyValue, ProviderNotify};
-use spec_host::model::{
+use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_embed::backend::{KeyValue, ProviderNotify};
+use spec_embed::default_pool_size;
+use spec_embed::{LoadedPlugin, PluginLimits, SpecHost};
+use spec_model::{
     Applied, ComponentSpecification, DeleteLinkResult, Link, PutLinkResult, UpdateReport, Written,
 };
-use spec_host::plugin::default_pool_size;
-use spec_host::{LoadedPlugin, PluginLimits, SpecHost};
 
 use crate::native::{NativeHost, Placement};
 

@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
-use spec_host::plugin::ComponentCache;
-use spec_host::{PluginEngine, PluginLimits, SpecHost};
+use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_embed::ComponentCache;
+use spec_embed::{PluginEngine, PluginLimits, SpecHost};
 
 use crate::stats::{median, us_since};
 
@@ -46,7 +46,7 @@ pub fn probe(main_started: Instant, cache: Option<&Path>) -> Result<()> {
         }
         let engine_us = us_since(main_started);
         let plugin = engine
-            .load_bytes(spec_host::bundled::PLUGIN)
+            .load_bytes(spec_embed::bundled::PLUGIN)
             .context("loading the bundled plugin")?;
         let load_us = us_since(main_started);
         let host = SpecHost::start(
@@ -170,10 +170,10 @@ pub fn run(quick: bool) -> Result<Start> {
     let (mut load_cold, mut load_cached) = (Vec::new(), Vec::new());
     for _ in 0..runs.min(5) {
         let t = Instant::now();
-        plain.load_bytes(spec_host::bundled::PLUGIN)?;
+        plain.load_bytes(spec_embed::bundled::PLUGIN)?;
         load_cold.push(us_since(t));
         let t = Instant::now();
-        cached.load_bytes(spec_host::bundled::PLUGIN)?;
+        cached.load_bytes(spec_embed::bundled::PLUGIN)?;
         load_cached.push(us_since(t));
     }
     Ok(Start {

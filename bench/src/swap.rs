@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
-use spec_host::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
+use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_embed::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
 
 use crate::fixtures;
 use crate::stats::{median, percentile, us};

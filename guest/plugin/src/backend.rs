@@ -4,23 +4,15 @@
 //! benchmarks (with [`crate::memory`]) and in the component (with the imported
 //! WIT functions) unchanged.
 
+pub use spec_model::Entry;
 use spec_model::{Link, NotifyError, StoreError};
 
 use crate::prelude::*;
 
-/// A stored value and the revision it was written at.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Entry {
-    /// The stored bytes.
-    pub value: Vec<u8>,
-    /// The revision of this value.
-    pub revision: u64,
-}
-
 /// Key-value storage with revisions, shaped like JetStream KV.
 ///
 /// Revisions only grow and are never reused within a store.
-pub trait Store {
+pub trait KeyValue {
     /// Reads `key`; `Ok(None)` when it is absent or deleted.
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError>;
 
@@ -47,7 +39,7 @@ pub trait Store {
 }
 
 /// Delivery of link changes to the providers running on this host.
-pub trait Notifier {
+pub trait ProviderNotify {
     /// Ids of the providers on this host, in no set order. The plugin asks at
     /// most once per table update and delivers only to these ids.
     fn local_providers(&mut self) -> Vec<String>;
@@ -59,7 +51,7 @@ pub trait Notifier {
     fn link_delete(&mut self, provider: &str, link: &Link) -> Result<(), NotifyError>;
 }
 
-impl<S: Store + ?Sized> Store for &mut S {
+impl<S: KeyValue + ?Sized> KeyValue for &mut S {
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
         (**self).get(key)
     }
@@ -82,7 +74,7 @@ impl<S: Store + ?Sized> Store for &mut S {
     }
 }
 
-impl<N: Notifier + ?Sized> Notifier for &mut N {
+impl<N: ProviderNotify + ?Sized> ProviderNotify for &mut N {
     fn local_providers(&mut self) -> Vec<String> {
         (**self).local_providers()
     }

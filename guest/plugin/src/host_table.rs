@@ -9,7 +9,7 @@ use spec_model::{
     SNAPSHOT_FORMAT,
 };
 
-use crate::backend::{Notifier, Store};
+use crate::backend::{KeyValue, ProviderNotify};
 use crate::prelude::*;
 use crate::specs::for_each_spec;
 use crate::table::{import_links, LinkTable};
@@ -48,7 +48,7 @@ impl HostTable {
     /// table must hold the same thing for the same stored spec.
     pub fn apply_stored_spec(
         &mut self,
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
         id: &str,
         value: &[u8],
     ) -> Result<UpdateReport, SpecError> {
@@ -64,7 +64,7 @@ impl HostTable {
     /// Applies `spec` as `id`'s current spec (links validated first).
     pub fn update_host_with_spec(
         &mut self,
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
         id: &str,
         spec: &ComponentSpecification,
     ) -> Result<UpdateReport, SpecError> {
@@ -77,7 +77,7 @@ impl HostTable {
     /// Applies the deletion of `id`'s spec.
     pub fn remove_host_spec(
         &mut self,
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
         id: &str,
     ) -> Result<UpdateReport, SpecError> {
         validate_id(id)?;
@@ -92,7 +92,10 @@ impl HostTable {
     /// Replaces the table with every decodable stored spec, delivering
     /// nothing (for a host whose providers are already linked). The new table
     /// is built beside the old one, so a store failure leaves the old intact.
-    pub fn reload_from_store(&mut self, store: &mut impl Store) -> Result<ReloadReport, SpecError> {
+    pub fn reload_from_store(
+        &mut self,
+        store: &mut impl KeyValue,
+    ) -> Result<ReloadReport, SpecError> {
         let mut table = LinkTable::new();
         let (mut loaded, mut links) = (0usize, 0usize);
         let undecodable = for_each_spec(store, |id, spec| {

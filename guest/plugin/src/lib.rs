@@ -7,8 +7,8 @@
 //! * [`table`] — the host-local link table (packed links, hashed O(n) diff).
 //! * [`host_table`] — the `host-table` export: updates of the table, the
 //!   deliveries they drive, snapshots.
-//! * [`backend`] — the two imports as traits ([`backend::Store`],
-//!   [`backend::Notifier`]), so all of the above runs natively in tests and
+//! * [`backend`] — the two imports as traits ([`backend::KeyValue`],
+//!   [`backend::ProviderNotify`]), so all of the above runs natively in tests and
 //!   benchmarks; [`memory`] implements them in memory.
 //! * [`ops`] — both together natively, as a host runs them (tests, bench).
 //! * `component` (wasm32 only) — the WIT bindings, one conversion each way
@@ -21,7 +21,6 @@
 // no_std where it matters, in the component; natively (tests, the
 // benchmark's native twin, the cdylib crate type) std is there anyway.
 #![cfg_attr(target_arch = "wasm32", no_std)]
-#![warn(missing_docs)]
 
 extern crate alloc;
 

@@ -1,7 +1,7 @@
 //! In-memory backends for native tests and benchmarks.
 //!
 //! Compiled in every build (not only under `cfg(test)`) so that the host's
-//! native benchmarks and tests can drive [`crate::ops::Plugin`] without a
+//! native benchmarks and tests can drive [`crate::ops::NativePlugin`] without a
 //! NATS server. They are small and cost nothing in the component when unused
 //! (the linker drops them).
 
@@ -9,7 +9,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 
 use spec_model::{DeliveryKind, Link, NotifyError, StoreError};
 
-use crate::backend::{Entry, Notifier, Store};
+use crate::backend::{Entry, KeyValue, ProviderNotify};
 use crate::prelude::*;
 
 /// One delivery attempt recorded by [`RecordingNotifier`].
@@ -25,19 +25,19 @@ pub struct Delivery {
     pub error: Option<NotifyError>,
 }
 
-/// A [`Store`] in memory with JetStream-like revisions: one sequence for the
+/// A [`KeyValue`] in memory with JetStream-like revisions: one sequence for the
 /// whole store, bumped by every write and every delete (a delete writes a
 /// marker, present key or not, as JetStream does), so revisions only grow
 /// and are never reused. A deleted key is simply absent.
 #[derive(Clone, Debug, Default)]
-pub struct MemoryStore {
+pub struct MemoryKv {
     entries: BTreeMap<String, Entry>,
     sequence: u64,
     writes: u64,
     fail_writes: Option<StoreError>,
 }
 
-impl MemoryStore {
+impl MemoryKv {
     /// An empty store at sequence 0.
     pub fn new() -> Self {
         Self::default()
@@ -92,7 +92,7 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
+impl KeyValue for MemoryKv {
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
         Ok(self.entries.get(key).cloned())
     }
@@ -137,7 +137,7 @@ impl Store for MemoryStore {
     }
 }
 
-/// A [`Notifier`] that records every delivery attempt with its outcome.
+/// A [`ProviderNotify`] that records every delivery attempt with its outcome.
 ///
 /// Deliveries to ids outside the local set fail with `NoSuchProvider` (as a
 /// real host's would); ids marked with [`RecordingNotifier::fail_deliveries_to`]
@@ -218,7 +218,7 @@ impl RecordingNotifier {
     }
 }
 
-impl Notifier for RecordingNotifier {
+impl ProviderNotify for RecordingNotifier {
     fn local_providers(&mut self) -> Vec<String> {
         self.provider_queries += 1;
         self.local.iter().cloned().collect()
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn revisions_grow_and_cas_checks_them() {
-        let mut s = MemoryStore::new();
+        let mut s = MemoryKv::new();
         let r1 = s
             .compare_and_swap("k", b"a".to_vec(), None)
             .expect("create");

@@ -1,4 +1,4 @@
-//! A whole host in one, natively: [`Plugin`] writes through [`crate::specs`]
+//! A whole host in one, natively: [`NativePlugin`] writes through [`crate::specs`]
 //! and applies what it wrote to its [`HostTable`], exactly the sequence
 //! `spec-host` runs across its request instances and its table owner. Used
 //! by the native tests and by the benchmark's native twin, so both sides
@@ -9,18 +9,18 @@ use spec_model::{
     PutLinkResult, ReloadReport, Snapshot, SpecError, TableEntry, UpdateReport, Written,
 };
 
-use crate::backend::{Notifier, Store};
+use crate::backend::{KeyValue, ProviderNotify};
 use crate::host_table::HostTable;
 use crate::prelude::*;
 use crate::specs;
 
 /// The table of one host and the operations on it.
 #[derive(Clone, Debug, Default)]
-pub struct Plugin {
+pub struct NativePlugin {
     table: HostTable,
 }
 
-impl Plugin {
+impl NativePlugin {
     /// A host with an empty table.
     pub fn new() -> Self {
         Self::default()
@@ -38,7 +38,7 @@ impl Plugin {
 
     fn apply(
         &mut self,
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
         id: &str,
         written: Option<&Written>,
     ) -> Result<Option<UpdateReport>, SpecError> {
@@ -50,7 +50,7 @@ impl Plugin {
     /// See [`specs::get_component_spec`].
     pub fn get_component_spec(
         &self,
-        store: &mut impl Store,
+        store: &mut impl KeyValue,
         id: &str,
     ) -> Result<Option<ComponentSpecification>, SpecError> {
         specs::get_component_spec(store, id)
@@ -59,8 +59,8 @@ impl Plugin {
     /// Stores a spec, then applies it to the table.
     pub fn store_component_spec(
         &mut self,
-        store: &mut impl Store,
-        notifier: &mut impl Notifier,
+        store: &mut impl KeyValue,
+        notifier: &mut impl ProviderNotify,
         id: &str,
         spec: ComponentSpecification,
     ) -> Result<Applied<Written>, SpecError> {
@@ -77,8 +77,8 @@ impl Plugin {
     /// gone).
     pub fn delete_component_spec(
         &mut self,
-        store: &mut impl Store,
-        notifier: &mut impl Notifier,
+        store: &mut impl KeyValue,
+        notifier: &mut impl ProviderNotify,
         id: &str,
     ) -> Result<Applied<DeleteSpecResult>, SpecError> {
         let deleted = specs::delete_component_spec(store, id)?;
@@ -92,8 +92,8 @@ impl Plugin {
     /// Puts a link, then applies the written spec to the table.
     pub fn put_link(
         &mut self,
-        store: &mut impl Store,
-        notifier: &mut impl Notifier,
+        store: &mut impl KeyValue,
+        notifier: &mut impl ProviderNotify,
         link: Link,
     ) -> Result<Applied<PutLinkResult>, SpecError> {
         let put = specs::put_link(store, &link)?;
@@ -107,8 +107,8 @@ impl Plugin {
     /// Deletes a link, then applies the written spec to the table.
     pub fn delete_link(
         &mut self,
-        store: &mut impl Store,
-        notifier: &mut impl Notifier,
+        store: &mut impl KeyValue,
+        notifier: &mut impl ProviderNotify,
         source_id: &str,
         wit_namespace: &str,
         wit_package: &str,
@@ -123,14 +123,14 @@ impl Plugin {
     }
 
     /// See [`specs::list_links`].
-    pub fn list_links(&self, store: &mut impl Store) -> Result<LinkListing, SpecError> {
+    pub fn list_links(&self, store: &mut impl KeyValue) -> Result<LinkListing, SpecError> {
         specs::list_links(store)
     }
 
     /// See [`HostTable::update_host_with_spec`].
     pub fn update_host_with_spec(
         &mut self,
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
         id: &str,
         spec: ComponentSpecification,
     ) -> Result<UpdateReport, SpecError> {
@@ -140,7 +140,7 @@ impl Plugin {
     /// See [`HostTable::apply_stored_spec`].
     pub fn apply_stored_spec(
         &mut self,
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
         id: &str,
         value: &[u8],
     ) -> Result<UpdateReport, SpecError> {
@@ -150,14 +150,17 @@ impl Plugin {
     /// See [`HostTable::remove_host_spec`].
     pub fn remove_host_spec(
         &mut self,
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
         id: &str,
     ) -> Result<UpdateReport, SpecError> {
         self.table.remove_host_spec(notifier, id)
     }
 
     /// See [`HostTable::reload_from_store`].
-    pub fn reload_from_store(&mut self, store: &mut impl Store) -> Result<ReloadReport, SpecError> {
+    pub fn reload_from_store(
+        &mut self,
+        store: &mut impl KeyValue,
+    ) -> Result<ReloadReport, SpecError> {
         self.table.reload_from_store(store)
     }
 

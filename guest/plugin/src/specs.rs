@@ -1,5 +1,5 @@
 //! Reading and writing specs in the store (the `specs` export): wasmCloud's
-//! link put and delete rules on top of [`Store`].
+//! link put and delete rules on top of [`KeyValue`].
 //!
 //! Nothing here keeps state or delivers anything, so a host may run these
 //! on any number of instances at once. Every write returns what it wrote
@@ -18,7 +18,7 @@ use spec_model::{
     PutOutcome, SpecError, StoreError, Written, DEFAULT_LINK_NAME,
 };
 
-use crate::backend::Store;
+use crate::backend::KeyValue;
 use crate::prelude::*;
 
 /// How many compare-and-swap attempts a link put or delete makes before it
@@ -36,7 +36,7 @@ pub fn check_link(link: &Link) -> Result<(), SpecError> {
 /// Reads `id`'s spec: `None` when absent, `Decode` when corrupt (the stored
 /// value is left as it is).
 pub fn get_component_spec(
-    store: &mut impl Store,
+    store: &mut impl KeyValue,
     id: &str,
 ) -> Result<Option<ComponentSpecification>, SpecError> {
     validate_id(id)?;
@@ -45,7 +45,7 @@ pub fn get_component_spec(
 
 /// Validates and writes `spec` under `id` unconditionally.
 pub fn store_component_spec(
-    store: &mut impl Store,
+    store: &mut impl KeyValue,
     id: &str,
     spec: &ComponentSpecification,
 ) -> Result<Written, SpecError> {
@@ -64,7 +64,7 @@ pub fn store_component_spec(
 /// so every host of a mixed lattice drops the links. A value that does not
 /// decode is deleted as it is.
 pub fn delete_component_spec(
-    store: &mut impl Store,
+    store: &mut impl KeyValue,
     id: &str,
 ) -> Result<DeleteSpecResult, SpecError> {
     validate_id(id)?;
@@ -101,7 +101,7 @@ pub fn delete_component_spec(
 /// Adds `link` to its source's spec, or replaces the link with the same
 /// source, target, namespace, package and name; rejects a link that would
 /// re-point a name's interface to another target (`Conflict`).
-pub fn put_link(store: &mut impl Store, link: &Link) -> Result<PutLinkResult, SpecError> {
+pub fn put_link(store: &mut impl KeyValue, link: &Link) -> Result<PutLinkResult, SpecError> {
     validate_link(link)?;
     crate::inject_fault(&link.source_id, "poison-pill");
     if cfg!(feature = "fault-injection") && link.source_id == "poison-loop" {
@@ -148,7 +148,7 @@ pub fn put_link(store: &mut impl Store, link: &Link) -> Result<PutLinkResult, Sp
 /// writes nothing; otherwise the spec is written back, even with no links
 /// left (its url kept).
 pub fn delete_link(
-    store: &mut impl Store,
+    store: &mut impl KeyValue,
     source_id: &str,
     wit_namespace: &str,
     wit_package: &str,
@@ -203,7 +203,7 @@ pub fn delete_link(
 /// Links of every decodable stored spec, by id then as stored; ids whose
 /// value does not decode are listed apart and left untouched. Specs are read
 /// one at a time so only the listing itself grows with the lattice.
-pub fn list_links(store: &mut impl Store) -> Result<LinkListing, SpecError> {
+pub fn list_links(store: &mut impl KeyValue) -> Result<LinkListing, SpecError> {
     let mut links = Vec::new();
     let undecodable = for_each_spec(store, |_, spec| links.extend(spec.links))?;
     Ok(LinkListing { links, undecodable })
@@ -211,7 +211,7 @@ pub fn list_links(store: &mut impl Store) -> Result<LinkListing, SpecError> {
 
 /// Reads and decodes `id`'s spec with its revision.
 pub(crate) fn read_spec(
-    store: &mut impl Store,
+    store: &mut impl KeyValue,
     id: &str,
 ) -> Result<Option<(ComponentSpecification, u64)>, SpecError> {
     let Some(entry) = store.get(&component_key(id))? else {
@@ -231,7 +231,7 @@ pub(crate) fn read_spec(
 /// this plugin could ever address, so it counts as undecodable too. Keys gone
 /// between list and get are skipped.
 pub(crate) fn for_each_spec(
-    store: &mut impl Store,
+    store: &mut impl KeyValue,
     mut f: impl FnMut(String, ComponentSpecification),
 ) -> Result<Vec<String>, SpecError> {
     let mut ids: Vec<String> = store
@@ -296,5 +296,4 @@ fn revision_conflict(key: &str) -> SpecError {
 }
 
 #[cfg(test)]
-#[path = "specs_tests.rs"]
 mod tests;

@@ -19,7 +19,7 @@ use spec_model::{
     UpdateReport, SNAPSHOT_FORMAT,
 };
 
-use crate::backend::Notifier;
+use crate::backend::ProviderNotify;
 use crate::prelude::*;
 
 /// The links of one id, packed, with their hash index.
@@ -158,7 +158,7 @@ impl LinkTable {
         &mut self,
         id: &str,
         links: &[Link],
-        notifier: &mut impl Notifier,
+        notifier: &mut impl ProviderNotify,
     ) -> UpdateReport {
         let new = IdLinks::new(links);
 
@@ -223,7 +223,7 @@ impl LinkTable {
 
     /// Drops `id`'s entry and delivers each of its links as a delete to its
     /// source and target when local.
-    pub fn remove(&mut self, id: &str, notifier: &mut impl Notifier) -> UpdateReport {
+    pub fn remove(&mut self, id: &str, notifier: &mut impl ProviderNotify) -> UpdateReport {
         let removed: Vec<Link> = match self.entries.remove(id) {
             None => Vec::new(),
             Some(old) => old.distinct().filter_map(|i| old.packed.link(i)).collect(),
@@ -340,7 +340,7 @@ struct Outcome<'a> {
 /// when they are the same id), counting successes and keeping failures.
 fn deliver(
     locals: &FxHashSet<String>,
-    notifier: &mut impl Notifier,
+    notifier: &mut impl ProviderNotify,
     kind: DeliveryKind,
     link: &Link,
     outcome: &mut Outcome<'_>,
@@ -389,5 +389,4 @@ pub fn import_links(links: &[Link]) -> Vec<ImportLink> {
 }
 
 #[cfg(test)]
-#[path = "table_tests.rs"]
 mod tests;

@@ -3,47 +3,35 @@
 //! plugin must retry without losing either side's links, or give up after a
 //! bounded number of tries having written nothing.
 
-use spec_plugin::backend::{Entry, Store};
-use spec_plugin::memory::{MemoryStore, RecordingNotifier};
+use spec_plugin::backend::{Entry, KeyValue};
+use spec_plugin::memory::{MemoryKv, RecordingNotifier};
 use spec_plugin::model::json::{decode_spec, encode_spec};
 use spec_plugin::model::keys::{component_key, id_from_key};
 use spec_plugin::model::PutOutcome;
 use spec_plugin::model::{ComponentSpecification, Link};
 use spec_plugin::model::{SpecError, StoreError};
-use spec_plugin::ops::Plugin;
+use spec_plugin::ops::NativePlugin;
 use spec_plugin::specs::MAX_CAS_TRIES;
+use test_support::link;
 
-fn link(source: &str, target: &str, name: &str, ifaces: &[&str]) -> Link {
-    Link {
-        source_id: source.into(),
-        target: target.into(),
-        name: name.into(),
-        wit_namespace: "wasi".into(),
-        wit_package: "keyvalue".into(),
-        interfaces: ifaces.iter().map(|s| s.to_string()).collect(),
-        source_config: vec![],
-        target_config: vec![],
-    }
-}
-
-fn stored(store: &MemoryStore, id: &str) -> ComponentSpecification {
+fn stored(store: &MemoryKv, id: &str) -> ComponentSpecification {
     let entry = store.raw(&component_key(id)).expect("stored");
     decode_spec(&entry.value).expect("decodes")
 }
 
-fn setup() -> (Plugin, RecordingNotifier) {
-    (Plugin::new(), RecordingNotifier::new(["kvredis"]))
+fn setup() -> (NativePlugin, RecordingNotifier) {
+    (NativePlugin::new(), RecordingNotifier::new(["kvredis"]))
 }
 
 /// A store that lets a competing writer append a link between every read and
 /// the next compare-and-swap, `remaining` times.
 struct Interfering {
-    inner: MemoryStore,
+    inner: MemoryKv,
     remaining: usize,
     competitors: usize,
 }
 
-impl Store for Interfering {
+impl KeyValue for Interfering {
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
         self.inner.get(key)
     }
@@ -83,7 +71,7 @@ impl Store for Interfering {
 fn cas_retries_after_a_competing_write_and_loses_nothing() {
     let (mut p, mut n) = setup();
     let mut s = Interfering {
-        inner: MemoryStore::new(),
+        inner: MemoryKv::new(),
         remaining: 3,
         competitors: 0,
     };
@@ -116,7 +104,7 @@ fn cas_retries_after_a_competing_write_and_loses_nothing() {
 fn cas_gives_up_after_ten_lost_races_without_losing_links() {
     let (mut p, mut n) = setup();
     let mut s = Interfering {
-        inner: MemoryStore::new(),
+        inner: MemoryKv::new(),
         remaining: usize::MAX,
         competitors: 0,
     };
@@ -153,9 +141,9 @@ fn cas_gives_up_after_ten_lost_races_without_losing_links() {
 
 /// A handle on a store shared by two plugins (two hosts of one lattice).
 #[derive(Clone)]
-struct Shared(std::rc::Rc<std::cell::RefCell<MemoryStore>>);
+struct Shared(std::rc::Rc<std::cell::RefCell<MemoryKv>>);
 
-impl Store for Shared {
+impl KeyValue for Shared {
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
         self.0.borrow_mut().get(key)
     }
@@ -177,13 +165,13 @@ impl Store for Shared {
 /// of A, host B completes a whole put of its next link.
 struct RacingHostB {
     shared: Shared,
-    rival: Plugin,
+    rival: NativePlugin,
     rival_notifier: RecordingNotifier,
     rival_links: std::collections::VecDeque<Link>,
     cas_calls: usize,
 }
 
-impl Store for RacingHostB {
+impl KeyValue for RacingHostB {
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
         self.shared.get(key)
     }
@@ -215,7 +203,7 @@ fn two_hosts_putting_links_on_one_source_lose_none() {
     let shared = Shared(Default::default());
     let mut a_store = RacingHostB {
         shared: shared.clone(),
-        rival: Plugin::new(),
+        rival: NativePlugin::new(),
         rival_notifier: RecordingNotifier::new(["kvredis"]),
         rival_links: (0..100)
             .map(|i| link("comp", "kvredis", &format!("b{i}"), &["s"]))

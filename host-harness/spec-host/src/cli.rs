@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::model::{ComponentSpecification, Link, UpdateReport};
-use crate::nats::LocalProvider;
-use crate::plugin::{
+use spec_embed::{
     default_pool_size, ComponentCache, LoadedPlugin, PluginEngine, PluginLimits, SpecHost,
 };
+use spec_model::{ComponentSpecification, Link, UpdateReport};
+use spec_nats::LocalProvider;
 
 mod backends;
 mod config;
@@ -265,7 +265,7 @@ impl Cli {
     fn load_plugin(&self, engine: &PluginEngine) -> anyhow::Result<LoadedPlugin> {
         let plugin = match &self.plugin {
             Some(path) => engine.load_file(path),
-            None => engine.load_bytes(crate::bundled::PLUGIN),
+            None => engine.load_bytes(spec_embed::bundled::PLUGIN),
         };
         plugin.context("loading the plugin")
     }
@@ -313,7 +313,8 @@ async fn status(cli: &Cli, wait_ms: u64) -> anyhow::Result<()> {
             .as_ref()
             .context("status needs a NATS lattice")?;
         let wait = Duration::from_millis(wait_ms);
-        let found = crate::serve::collect_status(&lattice.client, &cli.lattice, wait).await?;
+        let found =
+            spec_lattice::serve::collect_status(&lattice.client, &cli.lattice, wait).await?;
         output::Printer { json: cli.json }.statuses(&found);
         anyhow::Ok(())
     }
@@ -331,10 +332,10 @@ async fn run_with(
     let digest = plugin.digest().to_string();
     // A serving host notes what each request read, for a build shadowed
     // in a rollout to be given the same.
-    let kv: Arc<dyn crate::backend::KeyValue> = match cli.command {
-        Command::Serve { .. } => {
-            Arc::new(crate::rollout::shadow::ReadLog::new(backends.kv.clone()))
-        }
+    let kv: Arc<dyn spec_embed::backend::KeyValue> = match cli.command {
+        Command::Serve { .. } => Arc::new(spec_lattice::rollout::shadow::ReadLog::new(
+            backends.kv.clone(),
+        )),
         _ => backends.kv.clone(),
     };
     let host = SpecHost::start_with_pool(
@@ -358,26 +359,26 @@ async fn run_with(
             .lattice
             .clone()
             .context("serve needs a NATS lattice (not --store memory)")?;
-        let info = crate::serve::status::PluginInfo {
+        let info = spec_lattice::serve::status::PluginInfo {
             version: host.plugin_version(),
             digest,
             path: cli.plugin.as_ref().map(|p| p.display().to_string()),
         };
         let host_id = host_id.clone().unwrap_or_else(random_host_id);
         let providers = cli.providers.iter().map(|p| p.id.clone()).collect();
-        let service = Arc::new(crate::serve::Service::new(
+        let service = Arc::new(spec_lattice::serve::Service::new(
             host.clone(),
             lattice,
             host_id,
             providers,
             info,
         ));
-        let swaps = crate::serve::Swaps {
+        let swaps = spec_lattice::serve::Swaps {
             engine: Arc::clone(engine),
             watch: cli.plugin.clone(),
             rollouts: !no_rollouts,
         };
-        return crate::serve::serve(service, Some(swaps), follow::shutdown_signal()).await;
+        return spec_lattice::serve::serve(service, Some(swaps), follow::shutdown_signal()).await;
     }
     if let Command::Ui { listen } = cli.command {
         let lattice = backends
@@ -482,8 +483,8 @@ pub(crate) fn update_lines(report: &UpdateReport) -> Vec<String> {
     }
     lines.extend(report.failures.iter().map(|f| {
         let verb = match f.kind {
-            crate::model::DeliveryKind::Put => "put",
-            crate::model::DeliveryKind::Delete => "delete",
+            spec_model::DeliveryKind::Put => "put",
+            spec_model::DeliveryKind::Delete => "delete",
         };
         format!(
             "FAILED {verb} to provider {}: {}: {}",

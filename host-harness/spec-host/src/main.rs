@@ -11,7 +11,9 @@ async fn main() -> std::process::ExitCode {
     // one-shot command prints its result and logs only trouble. RUST_LOG
     // overrides both.
     let default = match cli.command {
-        Command::Serve { .. } | Command::Follow => "warn,spec_host=info",
+        Command::Serve { .. } | Command::Follow => {
+            "warn,spec_host=info,spec_embed=info,spec_nats=info,spec_lattice=info"
+        }
         _ => "warn",
     };
     tracing_subscriber::fmt()

@@ -156,8 +156,8 @@ fn serve_stops_on_sigterm_when_its_nats_server_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut server = rt
-        .block_on(spec_host::nats::LocalNatsServer::start(
-            spec_host::nats::ServerOptions::new(dir.path().join("js")),
+        .block_on(spec_nats::LocalNatsServer::start(
+            spec_nats::ServerOptions::new(dir.path().join("js")),
         ))
         .expect("a nats-server starts");
     let url = server.url();

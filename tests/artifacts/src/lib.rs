@@ -1,5 +1,5 @@
 //! Paths of the wasm guests built for tests and benchmarks (see `build.rs`).
-//! The regular plugin is `spec_host::bundled::PLUGIN_PATH`.
+//! The regular plugin is `spec_embed::bundled::PLUGIN_PATH`.
 
 /// The plugin built with feature `alt-version` (a second build to swap to).
 pub const PLUGIN_ALT_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");

@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
-use spec_host::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
+use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_embed::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
 
 /// The plugin as built for `spec-host` (the bundled one).
-pub const PLUGIN_WASM: &str = spec_host::bundled::PLUGIN_PATH;
+pub const PLUGIN_WASM: &str = spec_embed::bundled::PLUGIN_PATH;
 pub use test_artifacts::{
     PLUGIN_ALT_WASM, PLUGIN_FAULTY_WASM, PLUGIN_FOREIGN_WASM, TRAP_GUEST_WASM, WRONG_WIT_GUEST_WASM,
 };
@@ -77,7 +77,7 @@ pub async fn start(providers: &[&str]) -> MemoryHost {
 /// temporary store (`NATS_SERVER_BIN` picks the binary).
 pub struct Nats {
     /// The running server.
-    pub server: spec_host::nats::LocalNatsServer,
+    pub server: spec_nats::LocalNatsServer,
     /// Its store; removed when the fixture drops.
     pub dir: tempfile::TempDir,
 }
@@ -94,9 +94,9 @@ pub async fn nats_with_max_payload(max_payload: Option<usize>) -> Nats {
         Ok(dir) => dir,
         Err(e) => panic!("temp dir: {e}"),
     };
-    let mut options = spec_host::nats::ServerOptions::new(dir.path().join("store"));
+    let mut options = spec_nats::ServerOptions::new(dir.path().join("store"));
     options.max_payload = max_payload;
-    match spec_host::nats::LocalNatsServer::start(options).await {
+    match spec_nats::LocalNatsServer::start(options).await {
         Ok(server) => Nats { server, dir },
         Err(e) => panic!("starting nats-server: {e}"),
     }
@@ -108,15 +108,15 @@ pub struct NatsHost {
     /// The running plugin.
     pub host: SpecHost,
     /// The lattice it uses.
-    pub lattice: spec_host::nats::Lattice,
+    pub lattice: spec_nats::Lattice,
     /// The follower (stopped on drop of the runtime).
-    pub follower: spec_host::nats::FollowerHandle,
+    pub follower: spec_nats::FollowerHandle,
 }
 
 /// Opens `lattice` on `url` and starts a following host with these local
 /// providers; returns once the follower's watch is up.
 pub async fn nats_host(url: &str, lattice: &str, providers: &[&str]) -> NatsHost {
-    use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
+    use spec_nats::{Lattice, LatticeOptions, LocalProvider};
     let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
         Ok(l) => l,
         Err(e) => panic!("opening the lattice: {e:?}"),
@@ -151,7 +151,7 @@ pub async fn nats_host(url: &str, lattice: &str, providers: &[&str]) -> NatsHost
 /// A `serve` loop of a test's own, stopped by [`Served::stop`].
 pub struct Served {
     /// Its shared state.
-    pub service: Arc<spec_host::serve::Service>,
+    pub service: Arc<spec_lattice::serve::Service>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -206,8 +206,8 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         limits,
         max_in_flight,
     } = options;
-    use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
-    use spec_host::serve::{status::PluginInfo, Service, Swaps};
+    use spec_lattice::serve::{status::PluginInfo, Service, Swaps};
+    use spec_nats::{Lattice, LatticeOptions, LocalProvider};
     let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
         Ok(l) => l,
         Err(e) => panic!("opening the lattice: {e:?}"),
@@ -235,7 +235,7 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
     let digest = plugin.digest().to_string();
     let host = match SpecHost::start(
         plugin,
-        Arc::new(spec_host::rollout::shadow::ReadLog::new(Arc::new(
+        Arc::new(spec_lattice::rollout::shadow::ReadLog::new(Arc::new(
             lattice.key_value(),
         ))),
         Arc::new(lattice.notifier(local)),
@@ -269,7 +269,7 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         rollouts: false,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(spec_host::serve::serve(
+    let task = tokio::spawn(spec_lattice::serve::serve(
         Arc::clone(&service),
         swaps,
         async move {
@@ -278,7 +278,7 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
     ));
     // Subscribed once a status request gets an answer from it.
     for _ in 0..100 {
-        let found = spec_host::serve::collect_status(
+        let found = spec_lattice::serve::collect_status(
             &service.lattice.client,
             &service.lattice.options.lattice,
             std::time::Duration::from_millis(100),

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use spec_e2e::{
     engine, load, start, start_with, PLUGIN_ALT_WASM, PLUGIN_FOREIGN_WASM, TRAP_GUEST_WASM,
 };
-use spec_host::model::{Link, StoreError};
-use spec_host::plugin::cache::Lookup;
-use spec_host::{CallError, LoadError, PluginLimits, SpecError};
+use spec_embed::cache::Lookup;
+use spec_embed::{CallError, LoadError, PluginLimits, SpecError};
+use spec_model::{Link, StoreError};
 
 fn limits() -> PluginLimits {
     PluginLimits {
@@ -279,8 +279,8 @@ fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn compiled_plugins_are_cached_and_an_altered_entry_is_recompiled() {
     let dir = tempfile::tempdir().unwrap();
     let cache_dir = dir.path().join("compiled");
-    let cache = spec_host::plugin::ComponentCache::new(&cache_dir);
-    let engine = spec_host::PluginEngine::new()
+    let cache = spec_embed::ComponentCache::new(&cache_dir);
+    let engine = spec_embed::PluginEngine::new()
         .unwrap()
         .with_cache(cache.clone());
     let bytes = std::fs::read(spec_e2e::PLUGIN_WASM).unwrap();

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use spec_e2e::{ctl_client, kv_link, nats, plugin, put_link_ok, serve, Nats};
-use spec_host::nats::{Lattice, LatticeOptions, LocalProvider};
-use spec_host::serve::ctl::{self, LinkOp};
-use spec_host::serve::{status::PluginInfo, Service};
-use spec_host::{PluginLimits, SpecHost};
+use spec_embed::{PluginLimits, SpecHost};
+use spec_lattice::serve::ctl::{self, LinkOp};
+use spec_lattice::serve::{status::PluginInfo, Service};
+use spec_nats::{Lattice, LatticeOptions, LocalProvider};
 use wasmcloud_control_interface::{Client as CtlClient, Link};
 
 /// The wasmCloud v1.9 host, killed on drop.
@@ -90,7 +90,7 @@ struct Mixed {
     lattice: String,
     _wasmcloud: WasmCloud,
     service: Arc<Service>,
-    _follower: spec_host::nats::FollowerHandle,
+    _follower: spec_nats::FollowerHandle,
     client: CtlClient,
 }
 
@@ -381,7 +381,7 @@ async fn a_config_written_through_either_is_used_by_the_other() {
     let m = mixed("i7", &[]).await;
     // Written through spec-host (its config handler's code), used by the
     // wasmCloud host's link put.
-    spec_host::nats::configs::put(&m.service.lattice.configs, "from-sh", br#"{"k":"v"}"#)
+    spec_nats::configs::put(&m.service.lattice.configs, "from-sh", br#"{"k":"v"}"#)
         .await
         .unwrap();
     let with_config = kv_link("c1", "kv", "default", &["from-sh"]);
@@ -443,7 +443,7 @@ async fn concurrent_mixed_puts_on_one_component_lose_nothing() {
             let Some(bytes) = specs.get(format!("COMPONENT_{component}")).await.unwrap() else {
                 return Vec::new();
             };
-            let spec = spec_host::model::json::decode_spec(&bytes).unwrap();
+            let spec = spec_model::json::decode_spec(&bytes).unwrap();
             spec.links.into_iter().map(|l| l.name).collect()
         };
         let started = Instant::now();

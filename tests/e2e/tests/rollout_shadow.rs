@@ -1,4 +1,4 @@
-//! A build shadowed beside the live one (`spec_host::rollout::Shadow`),
+//! A build shadowed beside the live one (`spec_lattice::rollout::Shadow`),
 //! in process over the in-memory store: what it finds equal, what it
 //! counts as a fault, and which builds it refuses to start.
 
@@ -6,24 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spec_e2e::{load, plugin, PLUGIN_ALT_WASM, PLUGIN_FAULTY_WASM, PLUGIN_FOREIGN_WASM};
-use spec_host::backend::memory::{MemoryKv, RecordingNotifier};
-use spec_host::backend::KeyValue;
-use spec_host::rollout::shadow::{record_reads, ReadLog, Request, RequestOutcome};
-use spec_host::rollout::{DiffKind, Shadow};
-use spec_host::{CallError, Link, PluginLimits, SpecHost};
-
-fn link(source: &str, name: &str, target: &str) -> Link {
-    Link {
-        source_id: source.into(),
-        target: target.into(),
-        name: name.into(),
-        wit_namespace: "wasi".into(),
-        wit_package: "keyvalue".into(),
-        interfaces: vec!["store".into()],
-        source_config: vec![],
-        target_config: vec![],
-    }
-}
+use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_embed::backend::KeyValue;
+use spec_embed::{CallError, Link, PluginLimits, SpecHost};
+use spec_lattice::rollout::shadow::{record_reads, ReadLog, Request, RequestOutcome};
+use spec_lattice::rollout::{DiffKind, Shadow};
+use test_support::link;
 
 struct Live {
     host: SpecHost,
@@ -64,7 +52,7 @@ async fn put_both(live: &Live, shadow: &Arc<Shadow>, l: Link) {
             written: put.result.value,
         },
         Err(e) => RequestOutcome {
-            reply: Err(spec_host::backend::error_chain(&e)),
+            reply: Err(spec_embed::backend::error_chain(&e)),
             written: None,
         },
     };
@@ -74,19 +62,27 @@ async fn put_both(live: &Live, shadow: &Arc<Shadow>, l: Link) {
 #[tokio::test]
 async fn an_equal_build_shows_no_difference_even_when_another_writer_races() {
     let live = live().await;
-    live.host.put_link(link("a", "one", "prov")).await.unwrap();
+    live.host
+        .put_link(link("a", "prov", "one", &["store"]))
+        .await
+        .unwrap();
     let shadow = Arc::new(shadow_of(&live, PLUGIN_ALT_WASM, vec![]).await.unwrap());
     for i in 0..20 {
-        put_both(&live, &shadow, link("a", &format!("l{i}"), "prov")).await;
+        put_both(
+            &live,
+            &shadow,
+            link("a", "prov", &format!("l{i}"), &["store"]),
+        )
+        .await;
         // Another host writes the same spec before the shadow runs: the
         // shadow still sees what the live build saw.
         live.host
-            .put_link(link("a", &format!("other{i}"), "prov"))
+            .put_link(link("a", "prov", &format!("other{i}"), &["store"]))
             .await
             .unwrap();
     }
     // A conflict is refused the same way by both.
-    put_both(&live, &shadow, link("a", "one", "elsewhere")).await;
+    put_both(&live, &shadow, link("a", "elsewhere", "one", &["store"])).await;
     shadow.drain(Duration::from_secs(5)).await;
     let report = shadow.report();
     assert_eq!(report.compared, 21, "{report:?}");
@@ -94,7 +90,11 @@ async fn an_equal_build_shows_no_difference_even_when_another_writer_races() {
     assert_eq!(report.faults, 0, "{report:?}");
 
     // Table changes: both tables add the same links.
-    let put = live.host.put_link(link("b", "x", "prov")).await.unwrap();
+    let put = live
+        .host
+        .put_link(link("b", "prov", "x", &["store"]))
+        .await
+        .unwrap();
     let stored = live.kv.get_raw("COMPONENT_b").unwrap();
     shadow
         .follow(
@@ -113,8 +113,8 @@ async fn an_equal_build_shows_no_difference_even_when_another_writer_races() {
 async fn a_trap_in_the_shadow_is_a_fault_and_the_live_request_unharmed() {
     let live = live().await;
     let shadow = Arc::new(shadow_of(&live, PLUGIN_FAULTY_WASM, vec![]).await.unwrap());
-    put_both(&live, &shadow, link("poison-pill", "p", "prov")).await;
-    put_both(&live, &shadow, link("fine", "p", "prov")).await;
+    put_both(&live, &shadow, link("poison-pill", "prov", "p", &["store"])).await;
+    put_both(&live, &shadow, link("fine", "prov", "p", &["store"])).await;
     shadow.drain(Duration::from_secs(5)).await;
     let report = shadow.report();
     assert_eq!(report.faults, 1, "{report:?}");
@@ -136,7 +136,7 @@ async fn expected_differences_are_counted_but_let_pass() {
             .await
             .unwrap(),
     );
-    let l = link("c", "n", "prov");
+    let l = link("c", "prov", "n", &["store"]);
     let (put, reads) = record_reads(live.host.put_link(l.clone())).await;
     let mut written = put.unwrap().result.value.unwrap();
     written.push(b' ');
@@ -157,7 +157,10 @@ async fn expected_differences_are_counted_but_let_pass() {
 #[tokio::test]
 async fn a_build_that_cannot_read_the_table_is_refused() {
     let live = live().await;
-    live.host.put_link(link("a", "one", "prov")).await.unwrap();
+    live.host
+        .put_link(link("a", "prov", "one", &["store"]))
+        .await
+        .unwrap();
     match shadow_of(&live, PLUGIN_FOREIGN_WASM, vec![]).await {
         Err(CallError::Incompatible(why)) => assert!(why.contains("format"), "{why}"),
         Err(e) => panic!("refused for another reason: {e}"),

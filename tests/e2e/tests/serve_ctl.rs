@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use spec_e2e::{ctl_client, kv_link, nats, serve};
-use spec_host::nats::subjects;
+use spec_nats::subjects;
 use wasmcloud_control_interface::Link;
 use wasmcloud_core::InterfaceLinkDefinition;
 
@@ -143,7 +143,7 @@ async fn malformed_requests_get_error_replies_and_the_service_goes_on() {
         .await
         .unwrap();
     assert!(r.succeeded(), "{}", r.message());
-    let status = &spec_host::serve::collect_status(&raw, "bad", Duration::from_millis(500))
+    let status = &spec_lattice::serve::collect_status(&raw, "bad", Duration::from_millis(500))
         .await
         .unwrap()[0];
     assert_eq!((status.requests_ok, status.requests_failed), (1, 6));
@@ -185,9 +185,10 @@ async fn two_serving_hosts_share_the_work_and_the_deliveries() {
     );
     let extra = tokio::time::timeout(Duration::from_millis(500), puts.next()).await;
     assert!(extra.is_err(), "no duplicate delivery: {extra:?}");
-    let statuses = spec_host::serve::collect_status(&watcher, "pair", Duration::from_millis(500))
-        .await
-        .unwrap();
+    let statuses =
+        spec_lattice::serve::collect_status(&watcher, "pair", Duration::from_millis(500))
+            .await
+            .unwrap();
     assert_eq!(statuses.len(), 2);
     let served: u64 = statuses.iter().map(|s| s.requests_ok).sum();
     assert_eq!(served, 20, "the queue group gave each request to one host");

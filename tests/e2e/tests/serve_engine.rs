@@ -13,8 +13,8 @@ use spec_e2e::{
     ctl_client, kv_link, nats, nats_with_max_payload, put_link_ok, serve_with, ServeOptions,
     PLUGIN_FAULTY_WASM,
 };
-use spec_host::nats::subjects;
-use spec_host::PluginLimits;
+use spec_embed::PluginLimits;
+use spec_nats::subjects;
 use wasmcloud_control_interface::Link;
 
 fn link(source: &str, target: &str) -> Link {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use spec_e2e::{ctl_client, kv_link, nats, put_link_ok, serve};
-use spec_host::nats::events::CloudEvent;
+use spec_nats::events::CloudEvent;
 use wasmcloud_control_interface::Link;
 
 fn link(source: &str, target: &str, target_config: &[&str]) -> Link {

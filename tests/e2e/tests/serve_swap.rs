@@ -21,12 +21,13 @@ async fn wait_for_version(
     client: &async_nats::Client,
     lattice: &str,
     want: &str,
-) -> spec_host::serve::status::Status {
+) -> spec_lattice::serve::status::Status {
     let started = Instant::now();
     loop {
-        let found = spec_host::serve::collect_status(client, lattice, Duration::from_millis(200))
-            .await
-            .unwrap();
+        let found =
+            spec_lattice::serve::collect_status(client, lattice, Duration::from_millis(200))
+                .await
+                .unwrap();
         if let Some(s) = found.into_iter().find(|s| s.plugin.version == want) {
             return s;
         }

@@ -76,7 +76,7 @@ async fn the_page_api_shows_the_lattice_and_edits_through_the_hosts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let ui = tokio::spawn(spec_host::ui::serve(
+    let ui = tokio::spawn(spec_lattice::ui::serve(
         view.lattice.clone(),
         view.host.clone(),
         listener,

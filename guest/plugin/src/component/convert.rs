@@ -7,9 +7,9 @@ use spec_model::{
     ReloadReport, Snapshot, SpecError, StoreError, UpdateReport, Written,
 };
 
-use super::exports::lattice::spec::host_table as ht;
-use super::exports::lattice::spec::specs as w;
-use super::lattice::spec::types as wt;
+use super::bindings::exports::lattice::spec::host_table as ht;
+use super::bindings::exports::lattice::spec::specs as w;
+use super::bindings::lattice::spec::types as wt;
 use crate::prelude::*;
 
 // ---- WIT → model ----------------------------------------------------------

@@ -1,15 +1,15 @@
 //! The exports, each a one-line delegation, and the imports as the
-//! [`Store`] and [`Notifier`] traits the logic is written against.
+//! [`KeyValue`] and [`ProviderNotify`] traits the logic is written against.
 
 use core::cell::RefCell;
 
 use spec_model::{Link, NotifyError, SpecError, StoreError};
 
-use super::exports::lattice::spec::host_table as ht;
-use super::exports::lattice::spec::specs as w;
-use super::lattice::spec::types as wt;
-use super::lattice::spec::{keyvalue, provider_notify};
-use crate::backend::{Entry, Notifier, Store};
+use super::bindings::exports::lattice::spec::host_table as ht;
+use super::bindings::exports::lattice::spec::specs as w;
+use super::bindings::lattice::spec::types as wt;
+use super::bindings::lattice::spec::{keyvalue, provider_notify};
+use crate::backend::{Entry, KeyValue, ProviderNotify};
 use crate::host_table::{HostTable, SNAPSHOT_FORMATS};
 use crate::prelude::*;
 use crate::specs;
@@ -36,10 +36,10 @@ fn with_table<T>(f: impl FnOnce(&mut HostTable) -> Result<T, SpecError>) -> Resu
     }
 }
 
-/// [`Store`] over the imported `keyvalue` interface.
+/// [`KeyValue`] over the imported `keyvalue` interface.
 struct HostStore;
 
-impl Store for HostStore {
+impl KeyValue for HostStore {
     fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
         keyvalue::get(key)
             .map(|e| {
@@ -69,10 +69,10 @@ impl Store for HostStore {
     }
 }
 
-/// [`Notifier`] over the imported `provider-notify` interface.
+/// [`ProviderNotify`] over the imported `provider-notify` interface.
 struct HostNotifier;
 
-impl Notifier for HostNotifier {
+impl ProviderNotify for HostNotifier {
     fn local_providers(&mut self) -> Vec<String> {
         provider_notify::local_providers()
     }
@@ -193,3 +193,5 @@ impl ht::Guest for SpecPlugin {
         with_table(|t| t.restore_table(snapshot.into())).map_err(Into::into)
     }
 }
+
+super::bindings::export!(SpecPlugin with_types_in super::bindings);

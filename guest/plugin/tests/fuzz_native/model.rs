@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
-use spec_plugin::memory::{MemoryStore, RecordingNotifier};
+use spec_plugin::memory::{MemoryKv, RecordingNotifier};
 use spec_plugin::model::json::decode_spec;
 use spec_plugin::model::SpecError;
 use spec_plugin::model::{ComponentSpecification, Link};
 use spec_plugin::model::{PutOutcome, TableEntry};
-use spec_plugin::ops::Plugin;
+use spec_plugin::ops::NativePlugin;
 
 use super::*;
 
@@ -194,8 +194,8 @@ impl Model {
 }
 
 fn run(
-    p: &mut Plugin,
-    s: &mut MemoryStore,
+    p: &mut NativePlugin,
+    s: &mut MemoryKv,
     n: &mut RecordingNotifier,
     op: &Op,
 ) -> Result<Did, SpecError> {
@@ -233,7 +233,7 @@ proptest! {
     /// and the host table the model's table after every call.
     #[test]
     fn link_rules_match_the_model(ops in vec(op(), 1..40)) {
-        let (mut p, mut s, mut n) = (Plugin::new(), MemoryStore::new(), RecordingNotifier::new(["p", "q"]));
+        let (mut p, mut s, mut n) = (NativePlugin::new(), MemoryKv::new(), RecordingNotifier::new(["p", "q"]));
         let mut model = Model::default();
         for (step, op) in ops.iter().enumerate() {
             let writes = s.writes();
@@ -250,7 +250,7 @@ proptest! {
             prop_assert_eq!(p.snapshot_table(), model.snapshot(), "step {} {:?}", step, op);
         }
         // What the table holds is always a snapshot that restores.
-        let mut fresh = Plugin::new();
+        let mut fresh = NativePlugin::new();
         prop_assert_eq!(fresh.restore_table(p.snapshot_table()), Ok(()));
         prop_assert_eq!(fresh.snapshot_table(), p.snapshot_table());
     }

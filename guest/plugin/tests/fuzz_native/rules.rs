@@ -24,7 +24,7 @@ proptest! {
         let ok = id_ok(&id);
         let before = fx.state();
         let deliveries = fx.notifier.deliveries().len();
-        let spec = ComponentSpecification { url: "u".into(), links: vec![link("good", "q")] };
+        let spec = ComponentSpecification { url: "u".into(), links: vec![store_link("good", "q")] };
         let valid_json = serde_json::to_vec(&spec)?;
         let results: Vec<(&str, Result<(), SpecError>)> = vec![
             ("get", fx.plugin.get_component_spec(&mut fx.store, &id).map(drop)),

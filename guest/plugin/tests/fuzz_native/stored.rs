@@ -8,11 +8,13 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::sample::{select, Index};
+use proptest::sample::Index;
 use serde_json::{json, Value};
 use spec_plugin::model::SpecError;
 use spec_plugin::model::{ComponentSpecification, Link};
-use spec_plugin::ops::Plugin;
+use spec_plugin::ops::NativePlugin;
+
+use test_support::fuzz::{nest, raw_value, Spot};
 
 use super::*;
 
@@ -121,77 +123,6 @@ fn mutated_spec() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-/// Where a deep nest is put.
-#[derive(Clone, Copy, Debug)]
-enum Spot {
-    /// The whole value.
-    Top,
-    /// The value of `links`.
-    Links,
-    /// An unknown field, which the decoder skips.
-    Extra,
-}
-
-/// `depth` nested arrays or objects at `spot`, closed or not.
-fn nest(depth: usize, objects: bool, spot: Spot, closed: bool) -> Vec<u8> {
-    let (open, close) = if objects {
-        ("{\"a\":", "}")
-    } else {
-        ("[", "]")
-    };
-    let mut inner = open.repeat(depth);
-    inner.push('1');
-    if closed {
-        inner.push_str(&close.repeat(depth));
-    }
-    let doc = match spot {
-        Spot::Top => inner,
-        Spot::Links => format!("{{\"url\":\"u\",\"links\":{inner}}}"),
-        Spot::Extra => format!("{{\"url\":\"u\",\"extra\":{inner}}}"),
-    };
-    doc.into_bytes()
-}
-
-fn deep() -> impl Strategy<Value = Vec<u8>> {
-    let spot = prop_oneof![Just(Spot::Top), Just(Spot::Links), Just(Spot::Extra)];
-    (1usize..=10_000, any::<bool>(), spot, any::<bool>())
-        .prop_map(|(depth, objects, spot, closed)| nest(depth, objects, spot, closed))
-}
-
-/// Hand-picked odd documents: duplicate keys, the array form serde accepts
-/// for structs, nulls, a lone surrogate, a BOM, invalid UTF-8, trailing data.
-const TRICKY: &[&[u8]] = &[
-    br#"{"url":"a","url":"b"}"#,
-    br#"["u",[]]"#,
-    br#"["u",[["fz","p","default","wasi","kv",["i"],[],[]]]]"#,
-    br#"{"url":"u","links":null}"#,
-    br#"{"url":1}"#,
-    br#"{"url":"\ud800"}"#,
-    br#"{"url":"\u0000"}"#,
-    br#"{"url":"u"} x"#,
-    b"{\"url\":\"u\"}  \n",
-    b"\xef\xbb\xbf{\"url\":\"u\"}",
-    b"{\"url\":\"\xff\xfe\"}",
-    br#"{"url":"u","x":1e99999}"#,
-    br#"{"url":"u","links":[{}]}"#,
-    br#"{"url":"u","links":[{"source_id":"fz","target":"p","wit_namespace":"w","wit_package":"p","interfaces":["i"],"name":null}]}"#,
-    br#"{"url":"u","links":[{"source_id":"fz","target":"p","wit_namespace":"w","wit_package":"p","interfaces":"i"}]}"#,
-    b"{}",
-    b"null",
-    b"\"\"",
-    b"[]",
-];
-
-fn raw_value() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        1 => vec(any::<u8>(), 0..256),
-        1 => select(TRICKY).prop_map(<[u8]>::to_vec),
-        1 => any::<String>().prop_map(String::into_bytes),
-        4 => mutated_spec(),
-        2 => deep(),
-    ]
-}
-
 // ---- properties -----------------------------------------------------------
 
 proptest! {
@@ -200,7 +131,7 @@ proptest! {
     /// Whatever is stored under an id, readers and writers answer `Ok` or a
     /// typed error, and a failed call changes neither store nor table.
     #[test]
-    fn stored_values_decode_or_fail_typed(value in raw_value()) {
+    fn stored_values_decode_or_fail_typed(value in raw_value(mutated_spec(), 10_000)) {
         let mut fx = Fx::new();
         fx.put_raw("fz", &value);
         let decodes = serde_json::from_slice::<ComponentSpecification>(&value).is_ok();
@@ -220,7 +151,7 @@ proptest! {
 
         let listing = fx.plugin.list_links(&mut fx.store)?;
         prop_assert_eq!(listing.undecodable.contains(&"fz".to_string()), !decodes);
-        prop_assert!(listing.links.contains(&link("good", "p")));
+        prop_assert!(listing.links.contains(&store_link("good", "p")));
 
         match fx.plugin.apply_stored_spec(&mut fx.notifier, "fz", &value) {
             Ok(_) => prop_assert!(decodes),
@@ -235,7 +166,7 @@ proptest! {
         }
 
         let before = fx.state();
-        let put = fx.plugin.put_link(&mut fx.store, &mut fx.notifier, link("fz", "p"));
+        let put = fx.plugin.put_link(&mut fx.store, &mut fx.notifier, store_link("fz", "p"));
         if let Err(e) = put {
             prop_assert!(is_decode(&e) || matches!(e, SpecError::Conflict(_)), "{e:?}");
             prop_assert_eq!(is_decode(&e), !decodes);
@@ -287,9 +218,9 @@ fn deep_nesting_is_a_decode_error_on_a_small_stack() {
                         matches!(&got, Err(SpecError::Decode { id, .. }) if id == "fz"),
                         "{depth} {objects} {spot:?}: {got:?}"
                     );
-                    let put = fx
-                        .plugin
-                        .put_link(&mut fx.store, &mut fx.notifier, link("fz", "p"));
+                    let put =
+                        fx.plugin
+                            .put_link(&mut fx.store, &mut fx.notifier, store_link("fz", "p"));
                     assert!(matches!(put, Err(SpecError::Decode { .. })), "{put:?}");
                     let applied = fx.plugin.apply_stored_spec(&mut fx.notifier, "fz", &value);
                     assert!(matches!(applied, Err(SpecError::Decode { .. })));
@@ -308,7 +239,7 @@ fn deep_nesting_is_a_decode_error_on_a_small_stack() {
 fn many_links(source: &str, n: usize, tag: &str) -> Vec<Link> {
     (0..n)
         .map(|i| {
-            let mut l = link(source, if i % 2 == 0 { "p" } else { "q" });
+            let mut l = store_link(source, if i % 2 == 0 { "p" } else { "q" });
             l.name = format!("{tag}-{i}");
             l.target_config = vec![format!("cfg-{i}")];
             l
@@ -345,14 +276,14 @@ fn five_thousand_links_round_trip_and_update() {
 
     let put = fx
         .plugin
-        .put_link(&mut fx.store, &mut fx.notifier, link("big", "p"));
+        .put_link(&mut fx.store, &mut fx.notifier, store_link("big", "p"));
     assert!(put.is_ok(), "{put:?}");
     let listing = fx.plugin.list_links(&mut fx.store).expect("list");
     assert_eq!(listing.links.len(), 5_001 + 1);
     let reload = fx.plugin.reload_from_store(&mut fx.store).expect("reload");
     assert_eq!((reload.loaded, reload.links), (2, 5_002));
     let raw = fx.store.raw(&key("big")).expect("stored").value.clone();
-    let mut other = Plugin::new();
+    let mut other = NativePlugin::new();
     let applied = other.apply_stored_spec(&mut fx.notifier, "big", &raw);
     assert_eq!(applied.map(|r| r.links().map(|l| l.len())), Ok(Ok(5_001)));
     let deleted = fx.plugin.delete_link(
@@ -366,7 +297,7 @@ fn five_thousand_links_round_trip_and_update() {
     assert_eq!(deleted.map(|d| d.removed.len()), Ok(1));
 
     // One link with long lists (multi-byte lengths in the packed table).
-    let mut wide = link("wide", "p");
+    let mut wide = store_link("wide", "p");
     wide.interfaces = (0..5_000).map(|i| format!("i{i}")).collect();
     wide.source_config = (0..300).map(|i| format!("s{i}")).collect();
     let spec = ComponentSpecification {
@@ -389,7 +320,7 @@ const STORED_INVALID_LINK: &str = r#"{"url":"u","links":[{"source_id":"fz","targ
 /// host restores it into every new instance (after a trap, on a swap).
 #[test]
 fn regression_table_fed_from_stored_invalid_links_still_restores() {
-    let mut other = link("fz", "q");
+    let mut other = store_link("fz", "q");
     other.name = "other".into();
     type Feed = fn(&mut Fx, &Link) -> Result<(), SpecError>;
     let feeds: [(&str, Feed); 3] = [
@@ -425,7 +356,7 @@ fn regression_table_fed_from_stored_invalid_links_still_restores() {
         let mut fx = Fx::new();
         fx.put_raw("fz", STORED_INVALID_LINK.as_bytes());
         assert_eq!(feed(&mut fx, &other), Ok(()), "{via}");
-        if let Err(e) = Plugin::new().restore_table(fx.plugin.snapshot_table()) {
+        if let Err(e) = NativePlugin::new().restore_table(fx.plugin.snapshot_table()) {
             failures.push(format!("after {via}: {e}"));
         }
     }

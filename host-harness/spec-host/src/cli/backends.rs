@@ -9,9 +9,9 @@ use anyhow::Context;
 
 use super::local_server::{local_server, OwnedServer};
 use super::{Cli, Command, StoreKind};
-use crate::backend::memory::{MemoryKv, RecordingNotifier};
-use crate::backend::{KeyValue, ProviderNotify};
-use crate::nats::{Lattice, LatticeOptions, LocalProvider};
+use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
+use spec_embed::backend::{KeyValue, ProviderNotify};
+use spec_nats::{Lattice, LatticeOptions, LocalProvider};
 
 /// The backends of one run, and what must be stopped after it.
 pub(crate) struct Backends {

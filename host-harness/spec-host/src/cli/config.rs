@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use super::{backends, output, Cli};
-use crate::nats::configs;
+use spec_nats::configs;
 
 /// `config …`
 #[derive(Debug, Subcommand)]

@@ -10,10 +10,10 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::backends::Backends;
-use crate::backend::memory::RecordingNotifier;
-use crate::model::{ComponentSpecification, Link};
-use crate::nats::subjects;
-use crate::plugin::SpecHost;
+use spec_embed::backend::memory::RecordingNotifier;
+use spec_embed::SpecHost;
+use spec_model::{ComponentSpecification, Link};
+use spec_nats::subjects;
 
 const COMPONENT: &str = "http_keyvalue_counter";
 /// The provider the demo runs "on this host".

@@ -1,8 +1,8 @@
 //! `spec-host follow`: keep this host's table in step with the lattice until
 //! SIGINT or SIGTERM.
 
-use crate::nats::Lattice;
-use crate::plugin::SpecHost;
+use spec_embed::SpecHost;
+use spec_nats::Lattice;
 
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::nats::{LocalNatsServer, ServerOptions};
+use spec_nats::{LocalNatsServer, ServerOptions};
 
 #[derive(Serialize, Deserialize)]
 struct ServerRecord {

@@ -5,11 +5,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::update_lines;
-use crate::model::{
+use spec_embed::Applied;
+use spec_model::{
     ComponentSpecification, DeleteLinkResult, DeleteSpecResult, LinkListing, PutLinkResult,
     UpdateReport, Written,
 };
-use crate::plugin::Applied;
 
 pub(crate) struct Printer {
     pub json: bool,
@@ -142,7 +142,7 @@ impl Printer {
         }
     }
 
-    pub fn statuses(&self, found: &[crate::serve::status::Status]) {
+    pub fn statuses(&self, found: &[spec_lattice::serve::status::Status]) {
         if self.json {
             print_json(&found);
             return;

@@ -8,11 +8,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use super::{backends, Cli};
-use crate::nats::Lattice;
-use crate::plugin::PluginEngine;
-use crate::rollout::store::now;
-use crate::rollout::{BuildInfo, Desired, DiffKind, HostRollout, Phase, Rollouts};
-use crate::serve::{collect_status, status::Status};
+use spec_embed::PluginEngine;
+use spec_lattice::rollout::store::now;
+use spec_lattice::rollout::{BuildInfo, Desired, DiffKind, HostRollout, Phase, Rollouts};
+use spec_lattice::serve::{collect_status, status::Status};
+use spec_nats::Lattice;
 
 /// `plugin …`
 #[derive(Debug, Subcommand)]
@@ -111,7 +111,7 @@ async fn push(cli: &Cli, rollouts: &Rollouts, file: &std::path::Path) -> anyhow:
         .await
         .with_context(|| format!("reading {}", file.display()))?;
     let engine = PluginEngine::new().context("starting the wasm engine")?;
-    let info = crate::rollout::publish::push(rollouts, &engine, &bytes, cli.limits())
+    let info = spec_lattice::rollout::publish::push(rollouts, &engine, &bytes, cli.limits())
         .await
         .with_context(|| format!("pushing {}", file.display()))?;
     if cli.json {
@@ -182,7 +182,7 @@ async fn rollout(
     args: &RolloutArgs,
 ) -> anyhow::Result<()> {
     let build = resolve(rollouts, &args.digest).await?;
-    if !crate::plugin::SUPPORTED_CONTRACTS
+    if !spec_embed::SUPPORTED_CONTRACTS
         .iter()
         .any(|c| build.contract.starts_with(c))
     {
@@ -190,7 +190,7 @@ async fn rollout(
             "build {} speaks contract {}; hosts load {:?}",
             build.digest,
             build.contract,
-            crate::plugin::SUPPORTED_CONTRACTS
+            spec_embed::SUPPORTED_CONTRACTS
         );
     }
     if let Some(bad) = rollouts.bad(&build.digest).await? {

@@ -1,12 +1,12 @@
-//! `spec-host ui`: the lattice in the browser (see [`crate::ui`]).
+//! `spec-host ui`: the lattice in the browser (see [`spec_lattice::ui`]).
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 
 use super::follow::shutdown_signal;
-use crate::nats::Lattice;
-use crate::plugin::SpecHost;
+use spec_embed::SpecHost;
+use spec_nats::Lattice;
 
 /// Serves the page on `listen` until interrupted.
 pub(crate) async fn run(
@@ -23,5 +23,5 @@ pub(crate) async fn run(
         "spec-host ui: http://{addr}/ (lattice {})",
         lattice.options.lattice
     );
-    crate::ui::serve(lattice.clone(), host.clone(), listener, shutdown_signal()).await
+    spec_lattice::ui::serve(lattice.clone(), host.clone(), listener, shutdown_signal()).await
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use spec_host::model::json::decode_spec;
-use spec_host::nats::subjects;
+use spec_model::json::decode_spec;
+use spec_nats::subjects;
 use wasmcloud_control_interface::Client as CtlClient;
 
 use super::load::{send, Outcomes, Reply, Rng};
@@ -146,7 +146,7 @@ pub async fn hosts_in_sync(
     let deadline = started + limit;
     loop {
         let statuses =
-            spec_host::serve::collect_status(client, lattice, Duration::from_millis(300))
+            spec_lattice::serve::collect_status(client, lattice, Duration::from_millis(300))
                 .await
                 .unwrap_or_default();
         let mut seen: Vec<_> = statuses
@@ -356,7 +356,7 @@ pub async fn flood(
                         _ => &stats.failed,
                     }
                 } else {
-                    match spec_host::serve::collect_status(
+                    match spec_lattice::serve::collect_status(
                         &raw,
                         &lattice,
                         std::time::Duration::from_millis(100),

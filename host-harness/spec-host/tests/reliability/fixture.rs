@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv, stream::StorageType};
-use spec_host::nats::server::{free_port, ClusterNode};
-use spec_host::nats::{subjects, LocalNatsServer, ServerOptions};
-use spec_host::serve::status::Status;
+use spec_lattice::serve::status::Status;
+use spec_nats::server::{free_port, ClusterNode};
+use spec_nats::{subjects, LocalNatsServer, ServerOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spec-host");
 
@@ -42,7 +42,10 @@ impl HostProc {
             .expect("host log opens");
         let child = Command::new(BIN)
             .args(&self.args)
-            .env("RUST_LOG", "warn,spec_host=info")
+            .env(
+                "RUST_LOG",
+                "warn,spec_host=info,spec_embed=info,spec_nats=info,spec_lattice=info",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -159,7 +162,7 @@ impl Fixture {
         };
         if plugin_file {
             let path = fx.dir.join("plugin.wasm");
-            std::fs::copy(spec_host::bundled::PLUGIN_PATH, &path).expect("plugin copied");
+            std::fs::copy(spec_embed::bundled::PLUGIN_PATH, &path).expect("plugin copied");
             fx.plugin_file = Some(path);
         }
         fx.create_buckets(1).await;
@@ -310,7 +313,7 @@ impl Fixture {
             for host in &mut self.hosts {
                 host.assert_running();
             }
-            let statuses = spec_host::serve::collect_status(
+            let statuses = spec_lattice::serve::collect_status(
                 &client,
                 &self.lattice,
                 Duration::from_millis(300),

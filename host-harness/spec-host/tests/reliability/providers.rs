@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use spec_host::nats::InterfaceLinkDefinition;
+use spec_nats::InterfaceLinkDefinition;
 
 use super::model::{LinkKey, Links, NAMESPACE, PACKAGE};
 
@@ -321,7 +321,7 @@ mod tests {
     fn line(kind: &str, name: &str) -> String {
         let e = '\u{1b}';
         format!(
-            "{e}[2m2026-11-28T07:10:29.526349Z{e}[0m {e}[32m INFO{e}[0m {e}[2mspec_host::nats::notify{e}[0m{e}[2m:{e}[0m link {kind} delivered {e}[3mprovider{e}[0m{e}[2m={e}[0m\"prov-a\" {e}[3msource{e}[0m{e}[2m={e}[0mcomp2 {e}[3mtarget{e}[0m{e}[2m={e}[0mprov-a {e}[3mname{e}[0m{e}[2m={e}[0m{name}"
+            "{e}[2m2026-11-28T07:10:29.526349Z{e}[0m {e}[32m INFO{e}[0m {e}[2mspec_nats::notify{e}[0m{e}[2m:{e}[0m link {kind} delivered {e}[3mprovider{e}[0m{e}[2m={e}[0m\"prov-a\" {e}[3msource{e}[0m{e}[2m={e}[0mcomp2 {e}[3mtarget{e}[0m{e}[2m={e}[0mprov-a {e}[3mname{e}[0m{e}[2m={e}[0m{name}"
         )
     }
 

@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spec_host::serve::status::Status;
+use spec_lattice::serve::status::Status;
 use wasmcloud_control_interface::Client as CtlClient;
 
 use super::fixture::Fixture;
@@ -89,7 +89,7 @@ fn phases(status: &Value) -> Vec<(String, String)> {
 
 async fn statuses(fx: &Fixture) -> Vec<Status> {
     let client = super::fixture::connect(&fx.urls()).await;
-    spec_host::serve::collect_status(&client, &fx.lattice, Duration::from_millis(300))
+    spec_lattice::serve::collect_status(&client, &fx.lattice, Duration::from_millis(300))
         .await
         .unwrap_or_default()
 }

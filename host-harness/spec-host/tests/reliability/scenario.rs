@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use spec_host::nats::subjects;
+use spec_nats::subjects;
 
 use super::checks;
 use super::fixture::{connect, Fixture, PROVIDERS};
@@ -183,7 +183,7 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
                     h.assert_running();
                 }
                 let t = Instant::now();
-                fx.swap_plugin_file(spec_host::bundled::PLUGIN_PATH);
+                fx.swap_plugin_file(spec_embed::bundled::PLUGIN_PATH);
                 wait_versions(&mut fx, false).await;
                 assert_eq!(
                     pids,
@@ -233,7 +233,7 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
                 for h in &mut fx.hosts {
                     h.assert_running();
                 }
-                fx.swap_plugin_file(spec_host::bundled::PLUGIN_PATH);
+                fx.swap_plugin_file(spec_embed::bundled::PLUGIN_PATH);
                 wait_versions(&mut fx, false).await;
                 faults.push(format!(
                     "both hosts on the +faulty build from op {at} ({:.1} s): {loops} puts that loop over `get`, {cut} of them cut off by the import cap, {during} load ops acknowledged meanwhile; swapped back",
@@ -428,7 +428,7 @@ async fn wait_versions(fx: &mut Fixture, faulty: bool) {
             h.assert_running();
         }
         let statuses =
-            spec_host::serve::collect_status(&client, &fx.lattice, Duration::from_millis(300))
+            spec_lattice::serve::collect_status(&client, &fx.lattice, Duration::from_millis(300))
                 .await
                 .unwrap_or_default();
         let done = statuses.len() == 2

@@ -3,7 +3,7 @@
 //! regressions found by the fuzz run.
 
 use spec_e2e::{plugin, start_with};
-use spec_host::{CallError, Link, PluginLimits, SpecError};
+use spec_embed::{CallError, Link, PluginLimits, SpecError};
 
 use super::*;
 
@@ -11,7 +11,7 @@ use super::*;
 async fn megabyte_strings_are_handled() {
     let h = host().await;
     let mib = "x".repeat(1 << 20);
-    let mut l = link("big", "p");
+    let mut l = store_link("big", "p");
     l.target_config = vec![mib.clone()];
     let big = spec(&mib, vec![l]);
     let stored = typed(
@@ -24,7 +24,7 @@ async fn megabyte_strings_are_handled() {
         Ok(Some(big))
     );
 
-    let named = link("big", "q").named(mib.clone());
+    let named = store_link("big", "q").named(mib.clone());
     let put = typed("put", h.host.put_link(named.clone()).await);
     assert!(put.is_ok(), "{:?}", put.map(|r| r.outcome));
     let deleted = typed(
@@ -59,7 +59,7 @@ async fn repeated_megabyte_calls_stay_under_a_tight_cap() {
     let h = start_with(plugin(), &["p"], limits).await;
     let mib = "x".repeat(1 << 20);
     for i in 0..40 {
-        let big = spec(&format!("{mib}{i}"), vec![link("big", "p")]);
+        let big = spec(&format!("{mib}{i}"), vec![store_link("big", "p")]);
         let stored = typed(
             "store",
             h.host.store_component_spec("big", big.clone()).await,
@@ -86,7 +86,8 @@ async fn repeated_megabyte_calls_stay_under_a_tight_cap() {
 fn many_links(n: usize, tag: &str) -> Vec<Link> {
     (0..n)
         .map(|i| {
-            let mut l = link("big", if i % 2 == 0 { "p" } else { "q" }).named(format!("{tag}-{i}"));
+            let mut l =
+                store_link("big", if i % 2 == 0 { "p" } else { "q" }).named(format!("{tag}-{i}"));
             l.target_config = vec![format!("cfg-{i}")];
             l
         })
@@ -116,7 +117,7 @@ async fn five_thousand_links_are_handled() {
     let counts = updated.map(|r| (r.report().added.len(), r.report().removed.len()));
     assert_eq!(counts, Ok((2_500, 2_500)));
 
-    assert!(typed("put", h.host.put_link(link("big", "p")).await).is_ok());
+    assert!(typed("put", h.host.put_link(store_link("big", "p")).await).is_ok());
     let listing = typed("list", h.host.list_links().await).expect("list");
     assert_eq!(listing.links.len(), 5_002);
     let reload = typed("reload", h.host.reload_from_store().await).expect("reload");
@@ -133,11 +134,16 @@ async fn five_thousand_links_are_handled() {
 async fn deep_nesting_is_a_decode_error_not_a_trap() {
     let h = host().await;
     for objects in [false, true] {
-        for (spot, closed) in [(0, true), (0, false), (1, true), (2, false)] {
+        for (spot, closed) in [
+            (Spot::Top, true),
+            (Spot::Top, false),
+            (Spot::Links, true),
+            (Spot::Extra, false),
+        ] {
             let value = nest(100_000, objects, spot, closed);
             h.kv.put_raw("COMPONENT_deep", value.clone());
             let before = h.kv.dump();
-            let what = format!("objects={objects} spot={spot} closed={closed}");
+            let what = format!("objects={objects} spot={spot:?} closed={closed}");
             let get = typed("get", h.host.get_component_spec("deep").await);
             assert!(
                 matches!(get, Err(SpecError::Decode { .. })),
@@ -148,7 +154,7 @@ async fn deep_nesting_is_a_decode_error_not_a_trap() {
                 matches!(apply, Err(SpecError::Decode { .. })),
                 "{what}: {apply:?}"
             );
-            let put = typed("put", h.host.put_link(link("deep", "p")).await);
+            let put = typed("put", h.host.put_link(store_link("deep", "p")).await);
             assert!(
                 matches!(put, Err(SpecError::Decode { .. })),
                 "{what}: {put:?}"
@@ -158,7 +164,7 @@ async fn deep_nesting_is_a_decode_error_not_a_trap() {
             assert_eq!(h.kv.dump(), before, "{what}");
         }
         // Skipping an unknown field does not recurse: any depth decodes.
-        h.kv.put_raw("COMPONENT_deep", nest(100_000, objects, 2, true));
+        h.kv.put_raw("COMPONENT_deep", nest(100_000, objects, Spot::Extra, true));
         let get = typed("get", h.host.get_component_spec("deep").await);
         assert!(matches!(get, Ok(Some(_))), "{get:?}");
     }
@@ -174,7 +180,10 @@ const STORED_INVALID_LINK: &str = r#"{"url":"u","links":[{"source_id":"fz","targ
 async fn regression_stored_invalid_link_does_not_block_new_instances() {
     let h = host().await;
     h.kv.put_raw("COMPONENT_fz", STORED_INVALID_LINK);
-    let put = typed("put", h.host.put_link(link("fz", "q").named("other")).await);
+    let put = typed(
+        "put",
+        h.host.put_link(store_link("fz", "q").named("other")).await,
+    );
     assert!(put.is_ok(), "{put:?}");
     let swapped = h.host.swap(plugin()).await;
     assert!(swapped.is_ok(), "{swapped:?}");
@@ -189,7 +198,10 @@ async fn regression_stored_invalid_link_does_not_block_recovery() {
     };
     let h = start_with(plugin(), &["p", "q"], limits).await;
     h.kv.put_raw("COMPONENT_fz", STORED_INVALID_LINK);
-    let put = typed("put", h.host.put_link(link("fz", "q").named("other")).await);
+    let put = typed(
+        "put",
+        h.host.put_link(store_link("fz", "q").named("other")).await,
+    );
     assert!(put.is_ok(), "{put:?}");
     // A value too big for the cap: the call is stopped, its instance dropped.
     h.kv.put_raw(

@@ -7,8 +7,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use serde_json::{json, Value};
-use spec_host::model::TableEntry;
-use spec_host::{ComponentSpecification, SpecError};
+use spec_embed::{ComponentSpecification, SpecError};
+use spec_model::TableEntry;
+
+use test_support::fuzz::raw_value;
 
 use super::*;
 
@@ -70,47 +72,14 @@ fn mutated_spec() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// Hand-picked odd documents: duplicate keys, the array form serde accepts
-/// for structs, nulls, a lone surrogate, a BOM, invalid UTF-8, trailing data.
-const TRICKY: &[&[u8]] = &[
-    br#"{"url":"a","url":"b"}"#,
-    br#"["u",[]]"#,
-    br#"["u",[["fz","p","default","wasi","kv",["i"],[],[]]]]"#,
-    br#"{"url":"u","links":null}"#,
-    br#"{"url":1}"#,
-    br#"{"url":"\ud800"}"#,
-    br#"{"url":"\u0000"}"#,
-    br#"{"url":"u"} x"#,
-    b"{\"url\":\"u\"}  \n",
-    b"\xef\xbb\xbf{\"url\":\"u\"}",
-    b"{\"url\":\"\xff\xfe\"}",
-    br#"{"url":"u","x":1e99999}"#,
-    br#"{"url":"u","links":[{}]}"#,
-    br#"{"url":"u","links":[{"source_id":"fz","target":"p","wit_namespace":"w","wit_package":"p","interfaces":["i"],"name":null}]}"#,
-    br#"{"url":"u","links":[{"source_id":"fz","target":"p","wit_namespace":"w","wit_package":"p","interfaces":"i"}]}"#,
-    b"{}",
-    b"null",
-    b"\"\"",
-    b"[]",
-];
-
-fn raw_value() -> impl Strategy<Value = Vec<u8>> {
-    let deep = (1usize..=20_000, any::<bool>(), 0u8..3, any::<bool>())
-        .prop_map(|(depth, objects, spot, closed)| nest(depth, objects, spot, closed));
-    prop_oneof![
-        1 => vec(any::<u8>(), 0..256),
-        1 => select(TRICKY).prop_map(<[u8]>::to_vec),
-        1 => any::<String>().prop_map(String::into_bytes),
-        4 => mutated_spec(),
-        2 => deep,
-    ]
-}
-
 #[tokio::test]
 async fn stored_values_give_ok_or_a_typed_error() {
     let h = host().await;
     let mut undecodable = 0;
-    for (i, value) in draw(raw_value(), 120).into_iter().enumerate() {
+    for (i, value) in draw(raw_value(mutated_spec(), 20_000), 120)
+        .into_iter()
+        .enumerate()
+    {
         let id = format!("fz{i}");
         h.kv.put_raw(&format!("COMPONENT_{id}"), value.clone());
         let decodes = serde_json::from_slice::<ComponentSpecification>(&value).is_ok();
@@ -137,7 +106,7 @@ async fn stored_values_give_ok_or_a_typed_error() {
         assert_eq!(listing.undecodable.contains(&id), !decodes, "case {i}");
         assert_eq!(h.kv.dump(), before, "case {i}: a read wrote");
 
-        match typed("put", h.host.put_link(link(&id, "p")).await) {
+        match typed("put", h.host.put_link(store_link(&id, "p")).await) {
             Ok(_) => assert!(decodes, "case {i}"),
             Err(e) => {
                 let conflict = matches!(e, SpecError::Conflict(_));
@@ -172,7 +141,7 @@ async fn stored_values_give_ok_or_a_typed_error() {
 #[tokio::test]
 async fn ids_are_accepted_exactly_when_valid() {
     let h = host().await;
-    let good = spec("u", vec![link("good", "q")]);
+    let good = spec("u", vec![store_link("good", "q")]);
     let good_json = serde_json::to_vec(&good).expect("encode");
     for (i, id) in draw(any_id(), 80).into_iter().enumerate() {
         let ok = id_ok(&id);
@@ -304,8 +273,8 @@ async fn links_are_accepted_exactly_when_valid() {
 /// Ids must be valid and distinct; links are taken as stored.
 async fn malformed_snapshots_are_rejected_whole() {
     let h = host().await;
-    let valid =
-        (select(vec!["a", "b", "good"]), select(vec!["p", "q"])).prop_map(|(s, t)| link(s, t));
+    let valid = (select(vec!["a", "b", "good"]), select(vec!["p", "q"]))
+        .prop_map(|(s, t)| store_link(s, t));
     let id = prop_oneof![3 => select(vec!["a", "b", "good"]).prop_map(String::from), 1 => any_id()];
     let entry = (id, vec(prop_oneof![3 => valid, 1 => any_link()], 0..3))
         .prop_map(|(id, links)| TableEntry { id, links });

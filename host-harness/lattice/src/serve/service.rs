@@ -1,0 +1,413 @@
+//! The service: shared state of one `serve`, and its main loop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::ctl::LinkOp;
+use super::status::PluginInfo;
+use super::{admission, census, config, ctl, guard, reload, status};
+use crate::rollout::{HostRollout, Shadow};
+use spec_embed::backend::error_chain;
+use spec_embed::{PluginEngine, SpecHost};
+use spec_nats::{subjects, Lattice};
+
+/// How long stopping may take once asked: the requests in flight finish
+/// (each is bounded by the plugin's deadline and the store's timeouts) and
+/// the background tasks end; past it the process stops anyway.
+pub const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+/// How long one NATS step of stopping (an unsubscribe, the last flush) may
+/// wait.
+const NATS_STOP_STEP: Duration = Duration::from_secs(1);
+
+/// Requests handled at once by default; more are answered "busy".
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Of those, reads of the whole table (`link.get`, status) at once: a
+/// `link.get` reply on a large lattice is hundreds of kilobytes, and a flood
+/// of them must not starve the writes.
+pub const READS_IN_FLIGHT: usize = 16;
+
+/// Request counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Successful link requests.
+    pub ok: AtomicU64,
+    /// Failed link requests.
+    pub failed: AtomicU64,
+    /// Plugin swaps.
+    pub swaps: AtomicU64,
+    /// Requests answered "busy" (admission full).
+    pub busy: AtomicU64,
+    /// Link requests the plugin failed with a fault (a trap, a limit hit):
+    /// what a rollout compares between builds.
+    pub faults: AtomicU64,
+}
+
+/// A serving host's shared state.
+pub struct Service {
+    /// The plugin.
+    pub host: SpecHost,
+    /// The lattice.
+    pub lattice: Lattice,
+    /// This host's id (status replies).
+    pub host_id: String,
+    /// Local provider ids.
+    pub providers: Vec<String>,
+    /// When it started.
+    pub started: Instant,
+    /// What it has answered.
+    pub counters: Counters,
+    plugin: RwLock<PluginInfo>,
+    pub(super) admission: Arc<Semaphore>,
+    pub(super) reads: Arc<Semaphore>,
+    max_in_flight: usize,
+    follow: RwLock<Option<Arc<spec_nats::follow::FollowStats>>>,
+    /// What the guard of acknowledged links did.
+    pub guard: Arc<guard::GuardStats>,
+    link_get: std::sync::Mutex<Option<(u64, ctl::Handled)>>,
+    census: RwLock<census::Census>,
+    rollout: RwLock<Option<HostRollout>>,
+    shadow: RwLock<Option<Arc<Shadow>>>,
+}
+
+impl Service {
+    /// A service over a running plugin and an open lattice.
+    pub fn new(
+        host: SpecHost,
+        lattice: Lattice,
+        host_id: String,
+        providers: Vec<String>,
+        plugin: PluginInfo,
+    ) -> Self {
+        Service {
+            host,
+            lattice,
+            host_id,
+            providers,
+            started: Instant::now(),
+            counters: Counters::default(),
+            plugin: RwLock::new(plugin),
+            admission: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            reads: Arc::new(Semaphore::new(READS_IN_FLIGHT)),
+            max_in_flight: MAX_IN_FLIGHT,
+            follow: RwLock::new(None),
+            guard: Arc::new(guard::GuardStats::default()),
+            link_get: std::sync::Mutex::new(None),
+            census: RwLock::new(census::Census::default()),
+            rollout: RwLock::new(None),
+            shadow: RwLock::new(None),
+        }
+    }
+
+    /// The last census of the lattice.
+    pub fn census(&self) -> census::Census {
+        self.census
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn set_census(&self, census: census::Census) {
+        *self.census.write().unwrap_or_else(|p| p.into_inner()) = census;
+    }
+
+    /// Whether `id` is a provider some spec-host (this one included)
+    /// delivers link changes to from its table.
+    pub fn served_by_a_spec_host(&self, id: &str) -> bool {
+        self.providers.iter().any(|p| p == id)
+            || self
+                .census
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .spec_host_providers
+                .contains(id)
+    }
+
+    /// The `link.get` reply made for table version `version`, if kept.
+    pub(crate) fn cached_link_get(&self, version: u64) -> Option<ctl::Handled> {
+        let cached = self.link_get.lock().unwrap_or_else(|p| p.into_inner());
+        cached
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, h)| h.clone())
+    }
+
+    /// Keeps the `link.get` reply of table version `version`.
+    pub(crate) fn cache_link_get(&self, version: u64, reply: ctl::Handled) {
+        *self.link_get.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, reply));
+    }
+
+    /// Handles at most `n` requests at once (default [`MAX_IN_FLIGHT`]).
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        let n = n.max(1);
+        self.admission = Arc::new(Semaphore::new(n));
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Requests handled at once, at most.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.admission.available_permits()
+    }
+
+    /// The largest message the NATS server takes (a reply over it would be
+    /// refused).
+    pub fn max_payload(&self) -> usize {
+        self.lattice.client.server_info().max_payload
+    }
+
+    /// Publishes lattice event `name` as this host.
+    pub(crate) async fn event(
+        &self,
+        name: &str,
+        data: std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
+        spec_nats::events::publish(
+            &self.lattice.client,
+            &self.lattice.options.lattice,
+            &self.host_id,
+            name,
+            data,
+        )
+        .await;
+    }
+
+    /// What the follower has done, once it runs.
+    pub fn follow_stats(&self) -> Option<Arc<spec_nats::follow::FollowStats>> {
+        self.follow
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The plugin running now.
+    pub fn plugin_info(&self) -> PluginInfo {
+        // Only whole values are ever written: a poisoned lock still holds one.
+        self.plugin
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_plugin_info(&self, info: PluginInfo) {
+        *self.plugin.write().unwrap_or_else(|p| p.into_inner()) = info;
+    }
+
+    /// Where this host stands in a lattice rollout, once its agent runs.
+    pub fn rollout(&self) -> Option<HostRollout> {
+        self.rollout
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_rollout(&self, state: Option<HostRollout>) {
+        *self.rollout.write().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// The build being shadowed, if any.
+    pub fn shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_shadow(&self, shadow: Option<Arc<Shadow>>) {
+        *self.shadow.write().unwrap_or_else(|p| p.into_inner()) = shadow;
+    }
+
+    /// Plugin faults so far: failed requests and changes the table could
+    /// not apply (tried again later).
+    pub fn faults(&self) -> u64 {
+        let follower = self
+            .follow_stats()
+            .map_or(0, |s| s.retried.load(Ordering::Relaxed));
+        self.counters.faults.load(Ordering::Relaxed) + follower
+    }
+}
+
+/// How a serving host changes builds.
+pub struct Swaps {
+    /// The engine to compile new builds with (and its cache).
+    pub engine: Arc<PluginEngine>,
+    /// A plugin file to watch (hot swap on this host).
+    pub watch: Option<PathBuf>,
+    /// Whether to take part in lattice rollouts (`spec-host plugin
+    /// rollout`).
+    pub rollouts: bool,
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    service: Arc<Service>,
+    swaps: Option<Swaps>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let lattice_name = service.lattice.options.lattice.clone();
+    let client = service.lattice.client.clone();
+    let link_prefix = subjects::ctl_link_prefix(&lattice_name);
+    let mut links = client
+        .queue_subscribe(format!("{link_prefix}.*"), link_prefix.clone())
+        .await?;
+    let config_prefix = subjects::ctl_config_prefix(&lattice_name);
+    let mut configs = client
+        .queue_subscribe(format!("{config_prefix}.>"), config_prefix.clone())
+        .await?;
+    let mut statuses = client.subscribe(subjects::status(&lattice_name)).await?;
+    let mut follower = service.lattice.follower(service.host.clone()).spawn();
+    // The follower brings this host's own writes to the table too: requests
+    // return once stored, and the table is written once per change.
+    service.host.followed_by_bucket_watch(true);
+    *service.follow.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&follower.stats));
+    follower.ready().await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let counting = tokio::spawn(census::run(Arc::clone(&service), stop_rx.clone()));
+    let guarding = guard::start(
+        Arc::clone(&service),
+        Arc::clone(&service.guard),
+        follower.changes(),
+        stop_rx.clone(),
+    )
+    .await;
+    let mut background = JoinSet::new();
+    if let Some(swaps) = swaps {
+        if let Some(path) = swaps.watch {
+            background.spawn(reload::watch_plugin(
+                Arc::clone(&service),
+                Arc::clone(&swaps.engine),
+                path,
+                stop_rx.clone(),
+            ));
+        }
+        if swaps.rollouts {
+            background.spawn(crate::rollout::run(
+                Arc::clone(&service),
+                swaps.engine,
+                follower.changes(),
+                stop_rx.clone(),
+            ));
+        }
+    }
+    tracing::info!(lattice = %lattice_name, host = %service.host_id, plugin = %service.plugin_info().version, "serving link requests");
+
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(msg) = links.next() => {
+                let Some(op) = LinkOp::from_subject(&lattice_name, msg.subject.as_str()) else {
+                    tracing::warn!(subject = %msg.subject, "not a link request; ignored");
+                    continue;
+                };
+                let admitted = if op == LinkOp::Get { service.admit_read() } else { service.admit() };
+                let Some(permit) = admitted else {
+                    reply(&service, msg.reply, admission::busy_reply(&service)).await;
+                    continue;
+                };
+                let service = Arc::clone(&service);
+                tasks.spawn(async move {
+                    let handled = ctl::handle(&service, op, &msg.payload).await;
+                    drop(permit);
+                    let counter = if handled.success { &service.counters.ok } else { &service.counters.failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if handled.success {
+                        tracing::debug!(op = op.name(), "request served");
+                    } else {
+                        tracing::warn!(op = op.name(), error = %handled.message, "request failed");
+                    }
+                    reply(&service, msg.reply, handled.reply).await;
+                });
+            }
+            Some(msg) = configs.next() => {
+                let Some(permit) = service.admit() else {
+                    reply(&service, msg.reply, admission::busy_reply(&service)).await;
+                    continue;
+                };
+                let service = Arc::clone(&service);
+                tasks.spawn(async move {
+                    let op = config::ConfigOp::from_subject(&service.lattice.options.lattice, msg.subject.as_str());
+                    let handled = match op {
+                        Some(op) => config::handle(&service, op, &msg.payload).await,
+                        None => config::unsupported(),
+                    };
+                    drop(permit);
+                    if !handled.success {
+                        tracing::warn!(subject = %msg.subject, error = %handled.message, "config request failed");
+                    }
+                    reply(&service, msg.reply, handled.reply).await;
+                });
+            }
+            Some(msg) = statuses.next() => {
+                let Some(permit) = service.admit_read() else {
+                    let body = serde_json::to_vec(&status::Busy::of(&service)).unwrap_or_default();
+                    reply(&service, msg.reply, body).await;
+                    continue;
+                };
+                let service = Arc::clone(&service);
+                tasks.spawn(async move {
+                    let body = serde_json::to_vec(&status::current(&service));
+                    drop(permit);
+                    match body {
+                        Ok(body) => reply(&service, msg.reply, body).await,
+                        Err(e) => tracing::warn!(error = %e, "cannot encode the status"),
+                    }
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    tracing::info!(
+        in_flight = tasks.len(),
+        "shutting down: no new requests; finishing those in flight"
+    );
+    let stopping = async {
+        // Stop taking requests: unsubscribed, the queue group sends new ones
+        // to the other hosts of the lattice. Each NATS step is bounded on
+        // its own: with the server gone it would wait for a reconnect.
+        let _ = tokio::time::timeout(NATS_STOP_STEP, links.unsubscribe()).await;
+        let _ = tokio::time::timeout(NATS_STOP_STEP, configs.unsubscribe()).await;
+        let _ = tokio::time::timeout(NATS_STOP_STEP, statuses.unsubscribe()).await;
+        while tasks.join_next().await.is_some() {}
+        let _ = stop_tx.send(true);
+        while background.join_next().await.is_some() {}
+        let _ = guarding.await;
+        let _ = counting.await;
+        follower.stop().await;
+        let _ = tokio::time::timeout(NATS_STOP_STEP, client.flush()).await;
+    };
+    // With the NATS server gone, unsubscribing and flushing wait for a
+    // reconnect that may never come: stopping is bounded all the same.
+    if tokio::time::timeout(STOP_LIMIT, stopping).await.is_err() {
+        tracing::warn!(
+            limit = ?STOP_LIMIT,
+            "could not stop cleanly in time (NATS unreachable?); stopping anyway"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Sends a reply, if the request asked for one.
+async fn reply(service: &Service, to: Option<async_nats::Subject>, body: impl Into<bytes::Bytes>) {
+    let Some(to) = to else {
+        tracing::debug!("request had no reply subject");
+        return;
+    };
+    if let Err(e) = service.lattice.client.publish(to, body.into()).await {
+        tracing::warn!(error = %error_chain(&e), "cannot send the reply");
+    }
+}

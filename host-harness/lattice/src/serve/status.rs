@@ -1,0 +1,175 @@
+//! What `spec-host status` shows: one JSON document per serving host.
+
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use futures::StreamExt;
+
+use super::Service;
+use spec_nats::subjects;
+
+/// The running plugin.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// Its `plugin-version` string.
+    pub version: String,
+    /// SHA-256 of its component bytes.
+    pub digest: String,
+    /// The file it came from; `None` for the bundled build.
+    pub path: Option<String>,
+}
+
+/// A serving host's status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// This host's id.
+    pub host_id: String,
+    /// Lattice served.
+    pub lattice: String,
+    /// Spec bucket.
+    pub bucket: String,
+    /// The plugin running now.
+    pub plugin: PluginInfo,
+    /// Local provider ids.
+    pub providers: Vec<String>,
+    /// Links in the host table.
+    pub links: usize,
+    /// Ids in the host table.
+    pub components: usize,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Link requests answered with success.
+    pub requests_ok: u64,
+    /// Link requests answered with an error.
+    pub requests_failed: u64,
+    /// Plugin swaps done.
+    pub swaps: u64,
+    /// Requests answered "busy" because admission was full.
+    #[serde(default)]
+    pub busy: u64,
+    /// Requests being handled now.
+    #[serde(default)]
+    pub in_flight: usize,
+    /// Plugin instances serving requests: how many may run at once.
+    #[serde(default)]
+    pub pool_size: usize,
+    /// Spec changes whose apply failed with a plugin fault and wait to be
+    /// tried again.
+    #[serde(default)]
+    pub pending_changes: u64,
+    /// Whether the table has caught up with everything the bucket held when
+    /// this host started following it.
+    #[serde(default)]
+    pub caught_up: bool,
+    /// Acknowledged links put back after a blind write (a v1.9 host's)
+    /// dropped them.
+    #[serde(default)]
+    pub links_restored: u64,
+    /// Plugin faults (traps, limit hits) in requests and table changes.
+    #[serde(default)]
+    pub faults: u64,
+    /// Where this host stands in a lattice rollout, when it takes part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::HostRollout>,
+}
+
+/// What a host answers a status request with when it is too busy to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Busy {
+    /// This host's id.
+    pub host_id: String,
+    /// Always true.
+    pub busy: bool,
+}
+
+impl Busy {
+    /// The busy answer of `service`.
+    pub fn of(service: &Service) -> Busy {
+        Busy {
+            host_id: service.host_id.clone(),
+            busy: true,
+        }
+    }
+}
+
+/// A status reply: a status, or "busy".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// Too busy to answer.
+    Busy(Busy),
+    /// The status.
+    Status(Box<Status>),
+}
+
+/// The current status of `service`, from counters and the table's mirror
+/// (no plugin call, nothing that waits).
+pub fn current(service: &Service) -> Status {
+    let table = service.host.table_stats();
+    let follow = service.follow_stats();
+    let pending = follow
+        .as_ref()
+        .map_or(0, |s| s.pending.load(Ordering::Relaxed));
+    let caught_up = follow
+        .as_ref()
+        .is_some_and(|s| s.caught_up.load(Ordering::Relaxed));
+    Status {
+        host_id: service.host_id.clone(),
+        lattice: service.lattice.options.lattice.clone(),
+        bucket: subjects::spec_bucket(&service.lattice.options.lattice),
+        plugin: service.plugin_info(),
+        providers: service.providers.clone(),
+        links: table.links,
+        components: table.components,
+        uptime_secs: service.started.elapsed().as_secs(),
+        requests_ok: service.counters.ok.load(Ordering::Relaxed),
+        requests_failed: service.counters.failed.load(Ordering::Relaxed),
+        swaps: service.counters.swaps.load(Ordering::Relaxed),
+        busy: service.counters.busy.load(Ordering::Relaxed),
+        in_flight: service.in_flight(),
+        pool_size: service.host.pool_load().0,
+        pending_changes: pending,
+        caught_up,
+        links_restored: service.guard.restored.load(Ordering::Relaxed),
+        faults: service.faults(),
+        rollout: service.rollout().map(|mut r| {
+            // The live shadow's findings, not the last recorded ones.
+            if let Some(shadow) = service.shadow() {
+                r.shadow = Some(shadow.report());
+            }
+            r
+        }),
+    }
+}
+
+/// Asks every serving host of `lattice` for its status, collecting replies
+/// for `wait`.
+pub async fn collect_status(
+    client: &async_nats::Client,
+    lattice: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<Status>> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(subjects::status(lattice), inbox, bytes::Bytes::new())
+        .await?;
+    client.flush().await?;
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        // A status message ("no responders") is the server's, not a host's.
+        if msg.status.is_some() {
+            continue;
+        }
+        match serde_json::from_slice::<Reply>(&msg.payload) {
+            Ok(Reply::Status(status)) => found.push(*status),
+            Ok(Reply::Busy(busy)) => {
+                tracing::warn!(host = %busy.host_id, "host too busy to report its status")
+            }
+            Err(e) => tracing::warn!(error = %e, "undecodable status reply"),
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,417 @@
+//! Following other hosts through the spec bucket.
+//!
+//! A [`Follower`] watches `LATTICEDATA_{lattice}` and applies every
+//! `COMPONENT_` change to the plugin's host table: a put through
+//! `apply-stored-spec` (the plugin decodes wasmCloud's JSON), a delete *and
+//! a purge* through `remove-host-spec` (wasmCloud v1.9 ignored purges, so
+//! specs deleted by its own `delete_component_spec` lingered on other
+//! hosts). The watch starts with the last value of every key and then
+//! follows new writes in one consumer, so nothing written between "read the
+//! existing keys" and "start watching" can be missed (wasmCloud issue #940
+//! was that race). A value that does not decode is logged with its key and
+//! skipped.
+//!
+//! The host keeps each id's newest applied revision
+//! ([`SpecHost::apply_store_change`]): a revision is applied at most once and
+//! never after a newer one — also when this host wrote it itself, or when
+//! the watch is re-created after a server restart and replays from its last
+//! position.
+//!
+//! A change whose apply failed with a plugin fault (a trap, a limit) is not
+//! lost and does not hold up the others: it waits, per id, and is tried
+//! again with a doubling backoff (0.1 s … 5 s) on a fresh instance — or on
+//! a new build after a swap — until it applies. A newer change of the same
+//! id replaces it. Only then is it counted as applied.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{self, Operation};
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::subjects;
+use spec_embed::backend::error_chain;
+use spec_embed::error::{CallError, SpecError};
+use spec_embed::SpecHost;
+use spec_model::UpdateReport;
+
+/// Counters of what a follower did.
+#[derive(Debug, Default)]
+pub struct FollowStats {
+    /// Spec puts applied.
+    pub applied: AtomicU64,
+    /// Deletes and purges applied.
+    pub removed: AtomicU64,
+    /// Entries skipped: already applied, or not a spec.
+    pub skipped: AtomicU64,
+    /// Values that did not decode (or that the plugin refused): logged with
+    /// their key, never retried.
+    pub failed: AtomicU64,
+    /// Applies that failed with a plugin fault (trap, limit) and were tried
+    /// again later.
+    pub retried: AtomicU64,
+    /// Changes waiting to be tried again now (one per id at most).
+    pub pending: AtomicU64,
+    /// Times the watch was (re)established.
+    pub watches: AtomicU64,
+    /// Whether the first watch has delivered every value the bucket held
+    /// when it started (the table is complete).
+    pub caught_up: std::sync::atomic::AtomicBool,
+}
+
+/// A spec change the follower saw, for whoever else watches the lattice
+/// (the guard of acknowledged links, a shadow build) without a second
+/// consumer of the bucket. Sent after the table handled it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecChange {
+    /// The component id.
+    pub id: String,
+    /// A delete or purge (else a put).
+    pub deleted: bool,
+    /// Its store revision.
+    pub revision: u64,
+    /// The stored value (`None` for a delete or purge).
+    pub value: Option<Arc<[u8]>>,
+    /// What applying it did to the table; `None` when it was not applied
+    /// now (already held, refused, or waiting to be tried again).
+    pub report: Option<Arc<UpdateReport>>,
+}
+
+/// Applies bucket changes to a [`SpecHost`].
+pub struct Follower {
+    bucket: kv::Store,
+    host: SpecHost,
+    reconnects: Option<watch::Receiver<u64>>,
+    changes: tokio::sync::broadcast::Sender<SpecChange>,
+}
+
+/// A running follower: stop it, or wait until its watch is up.
+pub struct FollowerHandle {
+    stop: watch::Sender<bool>,
+    ready: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+    /// What it has done so far.
+    pub stats: Arc<FollowStats>,
+    changes: tokio::sync::broadcast::Sender<SpecChange>,
+}
+
+impl FollowerHandle {
+    /// Every spec change seen from now on (a receiver that falls behind by
+    /// more than 4,096 changes is told it lagged).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<SpecChange> {
+        self.changes.subscribe()
+    }
+
+    /// Resolves once the first watch is established: from then on every
+    /// write to the bucket reaches the host.
+    pub async fn ready(&mut self) {
+        // An error means the task ended: nothing more to wait for.
+        let _ = self.ready.wait_for(|r| *r).await;
+    }
+
+    /// Stops following and waits for the task to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl Follower {
+    /// A follower of `bucket` for `host`.
+    pub fn new(bucket: kv::Store, host: SpecHost) -> Self {
+        Follower {
+            bucket,
+            host,
+            reconnects: None,
+            changes: tokio::sync::broadcast::channel(4096).0,
+        }
+    }
+
+    /// Re-creates the watch (from the last position) whenever `reconnects`
+    /// changes, i.e. when the NATS connection is back after an outage.
+    pub fn with_reconnects(mut self, reconnects: watch::Receiver<u64>) -> Self {
+        self.reconnects = Some(reconnects);
+        self
+    }
+
+    /// Starts following in a task.
+    pub fn spawn(self) -> FollowerHandle {
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready) = watch::channel(false);
+        let stats = Arc::new(FollowStats::default());
+        let changes = self.changes.clone();
+        let task = tokio::spawn(self.run(stop_rx, ready_tx, Arc::clone(&stats)));
+        FollowerHandle {
+            stop,
+            ready,
+            task,
+            stats,
+            changes,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        ready: watch::Sender<bool>,
+        stats: Arc<FollowStats>,
+    ) {
+        let mut reconnects = self.reconnects.take();
+        // Highest stream revision handled: a new watch resumes after it.
+        let mut position: u64 = 0;
+        let mut backoff = Duration::from_millis(100);
+        let mut parked = Parked::default();
+        // An empty bucket has no history to catch up with.
+        if matches!(self.bucket.status().await, Ok(s) if s.values() == 0) {
+            stats.caught_up.store(true, Ordering::Relaxed);
+        }
+        loop {
+            let watch = if position == 0 {
+                self.bucket.watch_with_history(">").await
+            } else {
+                self.bucket.watch_all_from_revision(position + 1).await
+            };
+            let mut entries = match watch {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "cannot watch the spec bucket; retrying");
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            stats.watches.fetch_add(1, Ordering::Relaxed);
+            let _ = ready.send(true);
+            loop {
+                let reconnected = async {
+                    match reconnects.as_mut() {
+                        Some(r) => r.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                let retry_due = parked.next_due();
+                let retry = async {
+                    match retry_due {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let next = tokio::select! {
+                    _ = stop.changed() => return,
+                    true = reconnected => {
+                        tracing::info!(position, "NATS connection is back; resuming the watch");
+                        break;
+                    }
+                    () = retry => {
+                        for change in parked.take_due() {
+                            let seen = SpecChange {
+                                id: change.id.clone(),
+                                deleted: change.value.is_none(),
+                                revision: change.revision,
+                                value: change.value.as_deref().map(Arc::from),
+                                report: None,
+                            };
+                            if let Some(report) = self.apply(change, &stats, &mut parked).await {
+                                let _ = self.changes.send(SpecChange { report: Some(Arc::new(report)), ..seen });
+                            }
+                        }
+                        stats.pending.store(parked.len(), Ordering::Relaxed);
+                        continue;
+                    }
+                    next = entries.next() => next,
+                };
+                match next {
+                    // The consumer ended: make a new one from our position.
+                    None => break,
+                    // The watcher recovers by itself (e.g. a missed heartbeat
+                    // while the server restarts): keep reading.
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %error_chain(&e), "spec bucket watch hiccup")
+                    }
+                    Some(Ok(entry)) => {
+                        position = position.max(entry.revision);
+                        // `delta` counts what the consumer has yet to
+                        // deliver: zero once the history is through.
+                        let caught_up = entry.delta == 0;
+                        if let Some(change) = Change::of(entry, &stats) {
+                            let mut seen = SpecChange {
+                                id: change.id.clone(),
+                                deleted: change.value.is_none(),
+                                revision: change.revision,
+                                value: change.value.as_deref().map(Arc::from),
+                                report: None,
+                            };
+                            seen.report =
+                                self.apply(change, &stats, &mut parked).await.map(Arc::new);
+                            // Nobody listening is fine.
+                            let _ = self.changes.send(seen);
+                            stats.pending.store(parked.len(), Ordering::Relaxed);
+                        }
+                        if caught_up {
+                            stats.caught_up.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a change; returns what it did to the table, if applied now.
+    async fn apply(
+        &self,
+        change: Change,
+        stats: &FollowStats,
+        parked: &mut Parked,
+    ) -> Option<UpdateReport> {
+        if parked.is_superseded(&change) {
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let outcome = self
+            .host
+            .apply_store_change(&change.id, change.revision, change.value.clone())
+            .await;
+        match outcome {
+            Ok(None) => {
+                parked.settled(&change);
+                stats.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Some(report)) => {
+                parked.settled(&change);
+                match change.value {
+                    Some(_) => stats.applied.fetch_add(1, Ordering::Relaxed),
+                    None => stats.removed.fetch_add(1, Ordering::Relaxed),
+                };
+                for f in &report.failures {
+                    tracing::warn!(id = %change.id, provider = %f.provider_id, error = %f.error, "delivery failed");
+                }
+                tracing::debug!(
+                    id = %change.id,
+                    revision = change.revision,
+                    added = report.added.len(),
+                    removed = report.removed.len(),
+                    "applied spec change"
+                );
+                return Some(report);
+            }
+            Err(CallError::Spec(SpecError::Decode { message, .. })) => {
+                parked.settled(&change);
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key = %change.key(), revision = change.revision, error = %message, "stored spec does not decode; skipped");
+            }
+            Err(CallError::Spec(e)) => {
+                parked.settled(&change);
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key = %change.key(), revision = change.revision, error = %e, "the plugin refused the spec change; skipped");
+            }
+            Err(CallError::Stopped) => {}
+            Err(e) => {
+                stats.retried.fetch_add(1, Ordering::Relaxed);
+                let wait = parked.park(change.clone());
+                tracing::warn!(key = %change.key(), revision = change.revision, error = %error_chain(&e), retry_in = ?wait, "spec change not applied; will try again");
+            }
+        }
+        None
+    }
+}
+
+/// One change of a spec seen in the bucket.
+#[derive(Clone, Debug)]
+struct Change {
+    id: String,
+    revision: u64,
+    /// The value; `None` for a delete or purge.
+    value: Option<Vec<u8>>,
+}
+
+impl Change {
+    /// The spec change an entry is, or `None` (counted as skipped) for a
+    /// key that is not a spec.
+    fn of(entry: kv::Entry, stats: &FollowStats) -> Option<Change> {
+        let Some(id) = subjects::component_id(&entry.key) else {
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        Some(Change {
+            id: id.to_string(),
+            revision: entry.revision,
+            value: match entry.operation {
+                Operation::Put => Some(entry.value.to_vec()),
+                Operation::Delete | Operation::Purge => None,
+            },
+        })
+    }
+
+    fn key(&self) -> String {
+        subjects::component_key(&self.id)
+    }
+}
+
+/// Changes waiting to be tried again: at most one per id (the newest), with
+/// when and how often.
+#[derive(Default)]
+struct Parked {
+    waiting: HashMap<String, (Change, u32, tokio::time::Instant)>,
+}
+
+impl Parked {
+    fn len(&self) -> u64 {
+        self.waiting.len() as u64
+    }
+
+    /// A change older than one already waiting for its id is moot.
+    fn is_superseded(&self, change: &Change) -> bool {
+        self.waiting
+            .get(&change.id)
+            .is_some_and(|(waiting, ..)| waiting.revision > change.revision)
+    }
+
+    /// The change (or a newer one of its id) is done with.
+    fn settled(&mut self, change: &Change) {
+        if self
+            .waiting
+            .get(&change.id)
+            .is_some_and(|(waiting, ..)| waiting.revision <= change.revision)
+        {
+            self.waiting.remove(&change.id);
+        }
+    }
+
+    /// Keeps `change` to try again; returns the wait before the next try.
+    fn park(&mut self, change: Change) -> Duration {
+        let tries = self
+            .waiting
+            .get(&change.id)
+            .map_or(0, |(_, tries, _)| tries + 1);
+        let wait = Duration::from_millis(100 << tries.min(6)).min(Duration::from_secs(5));
+        let due = tokio::time::Instant::now() + wait;
+        self.waiting.insert(change.id.clone(), (change, tries, due));
+        wait
+    }
+
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.waiting.values().map(|(_, _, due)| *due).min()
+    }
+
+    /// The changes due now, oldest revision first. They stay parked (with
+    /// their try count) until they settle.
+    fn take_due(&mut self) -> Vec<Change> {
+        let now = tokio::time::Instant::now();
+        let mut due: Vec<Change> = self
+            .waiting
+            .values()
+            .filter(|(_, _, at)| *at <= now)
+            .map(|(c, ..)| c.clone())
+            .collect();
+        due.sort_by_key(|c| c.revision);
+        due
+    }
+}

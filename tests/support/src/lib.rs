@@ -1,0 +1,32 @@
+//! What every test suite of the workspace shares, written once:
+//!
+//! * builders of links and specs ([`link`], [`store_link`], [`spec`]), on top
+//!   of [`spec_model::Link::new`];
+//! * [`fuzz`] — the generators and hostile documents of the fuzz suites,
+//!   and the documented id and link rules as an oracle.
+//!
+//! Helpers that need a running host or a nats-server live with the suites
+//! that start them (`spec-e2e`'s library, the reliability fixture).
+
+pub mod fuzz;
+
+use spec_model::{ComponentSpecification, Link};
+
+/// A `wasi:keyvalue` link named `name` with these interfaces and no
+/// configuration.
+pub fn link(source: &str, target: &str, name: &str, interfaces: &[&str]) -> Link {
+    Link::new(source, target, "wasi", "keyvalue", interfaces).named(name)
+}
+
+/// The link most tests need: `wasi:keyvalue/store`, named `default`.
+pub fn store_link(source: &str, target: &str) -> Link {
+    Link::new(source, target, "wasi", "keyvalue", &["store"])
+}
+
+/// A spec with this URL and these links.
+pub fn spec(url: &str, links: Vec<Link>) -> ComponentSpecification {
+    ComponentSpecification {
+        url: url.into(),
+        links,
+    }
+}
