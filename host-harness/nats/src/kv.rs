@@ -35,6 +35,8 @@ pub struct JetStreamKv {
     store: kv::Store,
     js: jetstream::Context,
     client: async_nats::Client,
+    /// `$JS.{domain}.API.` when the bucket is reached through a domain.
+    api_prefix: Option<String>,
     timeout: Duration,
 }
 
@@ -60,23 +62,33 @@ fn is_wrong_last_sequence(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl JetStreamKv {
-    /// Wraps an open bucket.
-    pub fn new(store: kv::Store, client: async_nats::Client, timeout: Duration) -> Self {
-        let js = jetstream::ContextBuilder::new()
-            .timeout(timeout)
-            .build(client.clone());
+    /// Wraps an open bucket, reached through `js` (the lattice's context,
+    /// with its JetStream domain if it has one).
+    pub fn new(
+        store: kv::Store,
+        client: async_nats::Client,
+        js: jetstream::Context,
+        js_domain: Option<&str>,
+        timeout: Duration,
+    ) -> Self {
         JetStreamKv {
             store,
             js,
             client,
+            api_prefix: js_domain.map(|d| format!("$JS.{d}.API.")),
             timeout,
         }
     }
 
-    /// The subject a write of `key` is published to.
+    /// The subject a write of `key` is published to: through the domain's
+    /// API prefix when the bucket lives in another domain (plain `$KV.`
+    /// subjects do not cross a leaf connection), as async-nats' own puts.
     fn subject(&self, key: &str) -> String {
         let prefix = self.store.put_prefix.as_ref().unwrap_or(&self.store.prefix);
-        format!("{prefix}{key}")
+        match (&self.api_prefix, self.store.use_jetstream_prefix) {
+            (Some(api), true) => format!("{api}{prefix}{key}"),
+            _ => format!("{prefix}{key}"),
+        }
     }
 
     /// The underlying bucket (for watchers).

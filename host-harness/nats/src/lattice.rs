@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
+use crate::connect::{self, Auth, ConnectError, Tls};
 use crate::{server, subjects, Follower, JetStreamKv, LinkDefs, LocalProvider, NatsNotifier};
 
 use async_nats::jetstream::{self, kv::Config, stream::StorageType};
 
 use spec_embed::backend::BoxError;
 
-/// How to reach and use a lattice.
-#[derive(Clone, Debug)]
+/// How to reach and use a lattice. Its `Debug` shows the URL redacted and
+/// no secret.
+#[derive(Clone)]
 pub struct LatticeOptions {
     /// Server URL(s), comma-separated for a cluster.
     pub url: String,
@@ -23,6 +25,31 @@ pub struct LatticeOptions {
     pub op_timeout: Duration,
     /// Bound on connecting at start.
     pub connect_timeout: Duration,
+    /// Credentials beyond the URL's user info.
+    pub auth: Auth,
+    /// TLS towards the server.
+    pub tls: Tls,
+    /// The JetStream domain every bucket, watch and object store is reached
+    /// through (`$JS.{domain}.API`): the hub's, when this host connects to a
+    /// leaf node. `None`: the server's own JetStream.
+    pub js_domain: Option<String>,
+    /// Prefix of the control subjects, as wasmCloud's `ctl_topic_prefix`
+    /// (default [`subjects::DEFAULT_CTL_PREFIX`]).
+    pub ctl_prefix: String,
+}
+
+impl std::fmt::Debug for LatticeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatticeOptions")
+            .field("url", &self.shown_url())
+            .field("lattice", &self.lattice)
+            .field("replicas", &self.replicas)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .field("js_domain", &self.js_domain)
+            .field("ctl_prefix", &self.ctl_prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LatticeOptions {
@@ -34,6 +61,28 @@ impl LatticeOptions {
             replicas: 1,
             op_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
+            auth: Auth::None,
+            tls: Tls::default(),
+            js_domain: None,
+            ctl_prefix: subjects::DEFAULT_CTL_PREFIX.to_string(),
+        }
+    }
+
+    /// The server URLs as they may be shown (user info redacted).
+    pub fn shown_url(&self) -> String {
+        connect::redact_url(&self.url)
+    }
+
+    /// A JetStream context on `client`, through the domain if one is set.
+    pub fn jetstream(&self, client: async_nats::Client) -> jetstream::Context {
+        match &self.js_domain {
+            Some(domain) => jetstream::ContextBuilder::new()
+                .domain(domain.clone())
+                .timeout(self.op_timeout)
+                .build(client),
+            None => jetstream::ContextBuilder::new()
+                .timeout(self.op_timeout)
+                .build(client),
         }
     }
 }
@@ -41,14 +90,21 @@ impl LatticeOptions {
 /// Why the lattice could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum LatticeError {
-    /// The server did not accept the connection.
-    #[error("cannot connect to NATS at {url}")]
-    Connect {
-        /// The URL.
+    /// The options are unusable, or the server did not accept the
+    /// connection (the message names the cause, once).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// No JetStream answered in the domain given.
+    #[error(
+        "no JetStream answers in domain {domain:?} through {url} ({cause}); check --js-domain"
+    )]
+    Domain {
+        /// The domain.
+        domain: String,
+        /// The URL, redacted.
         url: String,
-        /// Why.
-        #[source]
-        source: BoxError,
+        /// What the request got.
+        cause: String,
     },
     /// The server is too old for JetStream KV as used here.
     #[error(
@@ -96,10 +152,11 @@ pub struct Lattice {
 impl Lattice {
     /// Connects, checks the server, and opens (or creates) the buckets.
     pub async fn open(options: LatticeOptions) -> Result<Self, LatticeError> {
-        let url = options.url.clone();
+        let url = options.shown_url();
+        let (connect, addrs) = connect::client_options(&options.url, &options.auth, &options.tls)?;
         let (reconnected, reconnects) = tokio::sync::watch::channel(0u64);
         let reconnected = std::sync::Arc::new(reconnected);
-        let connect = async_nats::ConnectOptions::new()
+        let connect = connect
             .name("spec-host")
             .connection_timeout(options.connect_timeout)
             .request_timeout(Some(options.op_timeout))
@@ -118,20 +175,19 @@ impl Lattice {
                     }
                 }
             });
-        let addrs: Vec<String> = url.split(',').map(|s| s.trim().to_string()).collect();
+        // One try, no retry loop: a refused credential, an unknown CA or a
+        // missing client certificate fails at once. Reconnects happen only
+        // after this first connection succeeded.
         let client = tokio::time::timeout(
             options.connect_timeout * 2,
             connect.connect(addrs.as_slice()),
         )
         .await
-        .map_err(|e| LatticeError::Connect {
+        .map_err(|_| ConnectError::Refused {
             url: url.clone(),
-            source: Box::new(e),
+            cause: format!("no answer within {:?}", options.connect_timeout * 2),
         })?
-        .map_err(|e| LatticeError::Connect {
-            url: url.clone(),
-            source: Box::new(e),
-        })?;
+        .map_err(|e| connect::refused(&options.url, &e))?;
         let info = client.server_info();
         match server::parse_version(&info.version) {
             Some(v) if v >= server::MIN_VERSION => {}
@@ -142,12 +198,21 @@ impl Lattice {
                 })
             }
         }
-        if !info.jetstream {
-            return Err(LatticeError::NoJetStream { url });
+        let js = options.jetstream(client.clone());
+        match &options.js_domain {
+            // A leaf node has no JetStream of its own: ask the domain's.
+            Some(domain) => {
+                if let Err(e) = js.query_account().await {
+                    return Err(LatticeError::Domain {
+                        domain: domain.clone(),
+                        url,
+                        cause: connect::chain_once(&e),
+                    });
+                }
+            }
+            None if !info.jetstream => return Err(LatticeError::NoJetStream { url }),
+            None => {}
         }
-        let js = jetstream::ContextBuilder::new()
-            .timeout(options.op_timeout)
-            .build(client.clone());
         let specs = open_bucket(
             &js,
             &subjects::spec_bucket(&options.lattice),
@@ -183,6 +248,8 @@ impl Lattice {
         JetStreamKv::new(
             self.specs.clone(),
             self.client.clone(),
+            self.jetstream(),
+            self.options.js_domain.as_deref(),
             self.options.op_timeout,
         )
     }
@@ -206,9 +273,7 @@ impl Lattice {
 impl Lattice {
     /// A JetStream context on this lattice's connection.
     pub fn jetstream(&self) -> jetstream::Context {
-        jetstream::ContextBuilder::new()
-            .timeout(self.options.op_timeout)
-            .build(self.client.clone())
+        self.options.jetstream(self.client.clone())
     }
 
     /// Opens (or creates) another key-value bucket of the lattice.

@@ -1,10 +1,12 @@
-//! The NATS side: JetStream KV behind `keyvalue` ([`kv`]), provider
+//! The NATS side: connecting to a secured lattice ([`connect`]: credentials,
+//! TLS, JetStream domain), JetStream KV behind `keyvalue` ([`kv`]), provider
 //! deliveries as NATS messages ([`notify`]), following other hosts through
 //! the bucket ([`follow`]), named configs ([`configs`]), wasmCloud's
 //! lattice events ([`events`]), a local nats-server ([`server`]) and the
 //! one place that spells every bucket name and subject ([`subjects`]).
 
 pub mod configs;
+pub mod connect;
 pub mod events;
 pub mod follow;
 pub mod kv;
@@ -13,6 +15,7 @@ pub mod notify;
 pub mod server;
 pub mod subjects;
 
+pub use connect::{Auth, ConnectError, Secret, Tls};
 pub use follow::{Follower, FollowerHandle, SpecChange};
 pub use kv::JetStreamKv;
 pub use lattice::{Lattice, LatticeError, LatticeOptions};

@@ -97,6 +97,15 @@ pub struct ServerOptions {
     pub cluster: Option<ClusterNode>,
     /// Largest message the server takes (its default is 1 MiB).
     pub max_payload: Option<usize>,
+    /// Public keys (`U…`) of the only nkey users the server admits; empty:
+    /// no authentication.
+    pub nkey_users: Vec<String>,
+    /// JetStream on (the default); off for a leaf node that reaches the
+    /// hub's JetStream through a domain.
+    pub jetstream: bool,
+    /// More configuration, verbatim (TLS, accounts, leaf nodes, a JetStream
+    /// domain: whatever a case needs).
+    pub config: Option<String>,
 }
 
 impl ServerOptions {
@@ -107,6 +116,9 @@ impl ServerOptions {
             port: None,
             cluster: None,
             max_payload: None,
+            nkey_users: Vec::new(),
+            jetstream: true,
+            config: None,
         }
     }
 }
@@ -170,6 +182,21 @@ pub fn check_version(binary: &Path) -> Result<String, ServerError> {
     }
 }
 
+/// Writes `text` to `path`, readable and writable by the owner only.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open: set it.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
+
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -210,10 +237,11 @@ impl LocalNatsServer {
             .map_err(dir_error(&self.options.store_dir))?;
         let log = File::create(&self.log).map_err(dir_error(&self.log))?;
         let mut cmd = Command::new(&self.binary);
-        cmd.args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("-sd")
-            .arg(&self.options.store_dir);
+        cmd.args(["-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string());
+        if self.options.jetstream {
+            cmd.arg("-js").arg("-sd").arg(&self.options.store_dir);
+        }
         if let Some(c) = &self.options.cluster {
             cmd.args(["-n", &c.node_name, "--cluster_name", &c.cluster_name])
                 .arg("--cluster")
@@ -221,11 +249,32 @@ impl LocalNatsServer {
                 .arg("--routes")
                 .arg(c.routes.join(","));
         }
+        let mut config = String::new();
         if let Some(max) = self.options.max_payload {
-            // Only a config file sets it; the store dir is ours to write in.
-            let config = self.options.store_dir.join("spec-host-nats.conf");
-            std::fs::write(&config, format!("max_payload: {max}\n")).map_err(dir_error(&config))?;
-            cmd.arg("-c").arg(&config);
+            config.push_str(&format!("max_payload: {max}\n"));
+        }
+        if !self.options.nkey_users.is_empty() {
+            let users: Vec<String> = self
+                .options
+                .nkey_users
+                .iter()
+                .map(|key| format!("{{ nkey: {key} }}"))
+                .collect();
+            config.push_str(&format!(
+                "authorization {{ users = [ {} ] }}\n",
+                users.join(", ")
+            ));
+        }
+        if let Some(extra) = &self.options.config {
+            config.push_str(extra);
+            config.push('\n');
+        }
+        if !config.is_empty() {
+            // Only a config file sets these; the store dir is ours to write
+            // in, and the file is private (it may name accounts and keys).
+            let path = self.options.store_dir.join("spec-host-nats.conf");
+            write_private(&path, &config).map_err(dir_error(&path))?;
+            cmd.arg("-c").arg(&path);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -37,16 +37,26 @@ pub const SECRET_PREFIX: &str = "SECRET";
 /// Spec keys are spelled by `spec_model::keys` (shared with the plugin).
 pub use spec_model::keys::{component_key, id_from_key as component_id};
 
+/// wasmCloud's default control topic prefix (its `ctl_topic_prefix`).
+pub const DEFAULT_CTL_PREFIX: &str = "wasmbus.ctl";
+
 /// Prefix of wasmCloud's link control subjects: `.put`, `.del`, `.get`
 /// follow it. It is also the queue group that spreads requests over hosts.
-pub fn ctl_link_prefix(lattice: &str) -> String {
-    format!("wasmbus.ctl.v1.{lattice}.link")
+/// `ctl` is the control topic prefix ([`DEFAULT_CTL_PREFIX`] unless the
+/// lattice sets another).
+pub fn ctl_link_prefix(ctl: &str, lattice: &str) -> String {
+    format!("{ctl}.v1.{lattice}.link")
 }
 
 /// Prefix of wasmCloud's config control subjects: `.put.{name}`,
 /// `.get.{name}`, `.del.{name}` follow it; also their queue group.
-pub fn ctl_config_prefix(lattice: &str) -> String {
-    format!("wasmbus.ctl.v1.{lattice}.config")
+pub fn ctl_config_prefix(ctl: &str, lattice: &str) -> String {
+    format!("{ctl}.v1.{lattice}.config")
+}
+
+/// wasmCloud hosts answer `host.ping` here (spec-host does not).
+pub fn ctl_host_ping(ctl: &str, lattice: &str) -> String {
+    format!("{ctl}.v1.{lattice}.host.ping")
 }
 
 /// Where wasmCloud hosts publish a lattice event (`linkdef_set`,

@@ -20,6 +20,7 @@ use spec_nats::LocalProvider;
 
 mod backends;
 mod config;
+mod connection;
 mod demo;
 mod follow;
 mod local_server;
@@ -35,6 +36,9 @@ pub struct Cli {
     /// spec-host runs its own local JetStream nats-server.
     #[arg(long, global = true, env = "SPEC_HOST_NATS")]
     pub nats: Option<String>,
+    /// How to reach a secured lattice.
+    #[command(flatten)]
+    pub connection: connection::Connection,
     /// Lattice name: specs live in LATTICEDATA_{lattice}.
     #[arg(
         long,

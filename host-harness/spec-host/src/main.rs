@@ -8,13 +8,14 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Services log what they do (requests, swaps, deliveries) at info; a
-    // one-shot command prints its result and logs only trouble. RUST_LOG
-    // overrides both.
+    // one-shot command prints its result and logs only trouble. async-nats'
+    // own error lines are off: a refused connection is reported once, as
+    // the command's error. RUST_LOG overrides all of it.
     let default = match cli.command {
         Command::Serve { .. } | Command::Follow => {
-            "warn,spec_host=info,spec_embed=info,spec_nats=info,spec_lattice=info"
+            "warn,async_nats=off,spec_host=info,spec_embed=info,spec_nats=info,spec_lattice=info"
         }
-        _ => "warn",
+        _ => "warn,async_nats=off",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -175,3 +175,97 @@ fn serve_stops_on_sigterm_when_its_nats_server_is_gone() {
     // Bounded by the service's own limit (15 s), much quicker in practice.
     stop_with_sigterm(&mut child, Duration::from_secs(30));
 }
+
+#[test]
+fn a_refused_credential_fails_at_once_in_one_line_and_shows_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut options = spec_nats::ServerOptions::new(dir.path().join("js"));
+    options.nkey_users = vec![nkeys::KeyPair::new_user().public_key()];
+    let server = rt
+        .block_on(spec_nats::LocalNatsServer::start(options))
+        .expect("a nats-server starts");
+    let url = server.url().replace("nats://", "nats://alice:hunter2@");
+    let seed = nkeys::KeyPair::new_user().seed().unwrap();
+    let cases: [(&str, Vec<&str>, &str); 3] = [
+        ("no credentials", vec![], "authorization violation"),
+        (
+            "a JWT and seed the server does not know",
+            vec![
+                "--nats-jwt",
+                "eyJ0eXAiOiJKV1QifQ.e30.sig",
+                "--nats-seed",
+                &seed,
+            ],
+            "cannot connect to NATS",
+        ),
+        (
+            "a creds file that is not one",
+            vec!["--nats-creds", "/etc/hostname"],
+            "not a NATS credentials file",
+        ),
+    ];
+    for (what, flags, cause) in cases {
+        let started = Instant::now();
+        let mut args = vec!["--nats", url.as_str()];
+        args.extend(flags);
+        args.extend(["spec", "get", "x"]);
+        let out = run(&dir.path().join("state"), &args);
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "{what}: exit {:?} after {took:?}: {stderr}",
+            out.status.code()
+        );
+        assert!(!out.status.success(), "{what}: {}", text(&out));
+        assert!(stderr.contains(cause), "{what}: {}", text(&out));
+        assert_eq!(stderr.trim().lines().count(), 1, "{what}: {}", text(&out));
+        for secret in ["hunter2", seed.as_str()] {
+            assert!(
+                !text(&out).contains(secret),
+                "{what} shows a secret: {}",
+                text(&out)
+            );
+        }
+        // A hang bound, not a timing: a refusal must not retry.
+        assert!(took < Duration::from_secs(10), "{what}: {took:?}");
+    }
+    drop(server);
+}
+
+#[test]
+fn the_local_server_admits_only_spec_host_s_own_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["serve", "--host-id", "private"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Every command on the state directory connects without flags.
+    wait_until_serving(&state, &[], "private");
+    let out = run(&state, &["spec", "put", "c", "--url", "u"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("nats-user.nk")), 0o600);
+    assert_eq!(mode(&state.join("nats-server.json")), 0o600);
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("nats-server.json")).unwrap()).unwrap();
+    let url = record["url"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let anonymous = rt.block_on(async_nats::connect(url.as_str()));
+    let err = anonymous.expect_err("a client without the state directory's key is refused");
+    assert_eq!(
+        err.kind(),
+        async_nats::ConnectErrorKind::AuthorizationViolation,
+        "{err}"
+    );
+    stop_with_sigterm(&mut child, Duration::from_secs(20));
+}

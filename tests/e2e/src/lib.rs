@@ -1,5 +1,8 @@
-//! Support for the end-to-end tests: paths of the built guests and hosts
-//! started over in-memory backends.
+//! Support for the end-to-end tests: paths of the built guests, hosts
+//! started over in-memory backends or a nats-server, wasmCloud's control
+//! client, and ([`secure`]) secured nats-servers.
+
+pub mod secure;
 
 use std::sync::{Arc, OnceLock};
 
@@ -178,6 +181,9 @@ pub struct ServeOptions {
     pub limits: Option<PluginLimits>,
     /// Requests handled at once (`None`: the default).
     pub max_in_flight: Option<usize>,
+    /// How to reach the lattice (credentials, TLS, domain, control
+    /// prefix); `None`: plain NATS at the given URL.
+    pub connection: Option<spec_nats::LatticeOptions>,
 }
 
 /// Serves `lattice` on `url` with these local providers; with
@@ -205,10 +211,12 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         plugin_file,
         limits,
         max_in_flight,
+        connection,
     } = options;
     use spec_lattice::serve::{status::PluginInfo, Service, Swaps};
     use spec_nats::{Lattice, LatticeOptions, LocalProvider};
-    let lattice = match Lattice::open(LatticeOptions::new(url, lattice)).await {
+    let options = connection.unwrap_or_else(|| LatticeOptions::new(url, lattice));
+    let lattice = match Lattice::open(options).await {
         Ok(l) => l,
         Err(e) => panic!("opening the lattice: {e:?}"),
     };

@@ -123,7 +123,7 @@ async fn malformed_requests_get_error_replies_and_the_service_goes_on() {
     let url = n.server.url();
     let served = serve(&url, "bad", &[], None).await;
     let raw = async_nats::connect(&url).await.unwrap();
-    let prefix = subjects::ctl_link_prefix("bad");
+    let prefix = subjects::ctl_link_prefix(subjects::DEFAULT_CTL_PREFIX, "bad");
     for (op, payload) in [
         ("put", &b"not json"[..]),
         ("put", br#"{"source_id":"a"}"#),

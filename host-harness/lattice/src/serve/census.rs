@@ -40,17 +40,12 @@ pub struct Census {
     pub taken: bool,
 }
 
-/// The subject every wasmCloud host answers (spec-host does not).
-fn ping_subject(lattice: &str) -> String {
-    format!("wasmbus.ctl.v1.{lattice}.host.ping")
-}
-
-/// Counts the hosts that answer a ping within `wait`.
-async fn ping(client: &async_nats::Client, lattice: &str, wait: Duration) -> anyhow::Result<usize> {
+/// Counts the hosts that answer a ping on `subject` within `wait`.
+async fn ping(client: &async_nats::Client, subject: &str, wait: Duration) -> anyhow::Result<usize> {
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await?;
     client
-        .publish_with_reply(ping_subject(lattice), inbox, bytes::Bytes::new())
+        .publish_with_reply(subject.to_string(), inbox, bytes::Bytes::new())
         .await?;
     client.flush().await?;
     let deadline = tokio::time::Instant::now() + wait;
@@ -65,7 +60,8 @@ async fn ping(client: &async_nats::Client, lattice: &str, wait: Duration) -> any
 
 /// Takes the census every [`EVERY`] until `stop` changes.
 pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
-    let lattice = service.lattice.options.lattice.clone();
+    let options = &service.lattice.options;
+    let ping_subject = spec_nats::subjects::ctl_host_ping(&options.ctl_prefix, &options.lattice);
     let client = service.lattice.client.clone();
     let mut last_wasmcloud: Option<Instant> = None;
     let mut seen_wasmcloud = 0;
@@ -77,7 +73,7 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
         census
             .spec_host_providers
             .extend(service.providers.iter().cloned());
-        match super::collect_status(&client, &lattice, Duration::from_millis(200)).await {
+        match super::collect_status(&client, &options.lattice, Duration::from_millis(200)).await {
             Ok(found) => {
                 census
                     .spec_hosts
@@ -88,7 +84,7 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
             }
             Err(e) => tracing::debug!(error = %error_chain(e.as_ref()), "census: status"),
         }
-        match ping(&client, &lattice, Duration::from_millis(200)).await {
+        match ping(&client, &ping_subject, Duration::from_millis(200)).await {
             Ok(0) => {}
             Ok(n) => {
                 last_wasmcloud = Some(Instant::now());

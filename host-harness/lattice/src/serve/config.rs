@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use super::ctl::{failure, CtlResponse, Handled};
 use super::Service;
 use spec_nats::configs::{self, ConfigError};
-use spec_nats::{events, subjects};
+use spec_nats::events;
 
 /// A config request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,10 +33,9 @@ pub enum ConfigOp {
 
 impl ConfigOp {
     /// The request a subject names; `None` for any other shape.
-    pub fn from_subject(lattice: &str, subject: &str) -> Option<ConfigOp> {
-        let rest = subject
-            .strip_prefix(&subjects::ctl_config_prefix(lattice))?
-            .strip_prefix('.')?;
+    /// `prefix` is [`spec_nats::subjects::ctl_config_prefix`] of the lattice.
+    pub fn from_subject(prefix: &str, subject: &str) -> Option<ConfigOp> {
+        let rest = subject.strip_prefix(prefix)?.strip_prefix('.')?;
         let (op, name) = rest.split_once('.')?;
         if name.is_empty() || name.contains('.') {
             return None;
@@ -102,25 +101,36 @@ pub async fn handle(service: &Service, op: ConfigOp, payload: &[u8]) -> Handled 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spec_nats::subjects;
 
     #[test]
     fn subjects_name_exactly_one_config() {
         let p = "wasmbus.ctl.v1.lat.config";
         assert_eq!(
-            ConfigOp::from_subject("lat", &format!("{p}.put.redis-url")),
+            ConfigOp::from_subject(p, &format!("{p}.put.redis-url")),
             Some(ConfigOp::Put("redis-url".into()))
         );
         assert_eq!(
-            ConfigOp::from_subject("lat", &format!("{p}.del.x")),
+            ConfigOp::from_subject(p, &format!("{p}.del.x")),
             Some(ConfigOp::Del("x".into()))
         );
         for bad in ["put", "put.", "put.a.b", "list.a", "get"] {
             assert_eq!(
-                ConfigOp::from_subject("lat", &format!("{p}.{bad}")),
+                ConfigOp::from_subject(p, &format!("{p}.{bad}")),
                 None,
                 "{bad}"
             );
         }
-        assert_eq!(ConfigOp::from_subject("other", &format!("{p}.get.a")), None);
+        assert_eq!(
+            ConfigOp::from_subject("wasmbus.ctl.v1.other.config", &format!("{p}.get.a")),
+            None
+        );
+        let custom = subjects::ctl_config_prefix("acme.ctl", "lat");
+        assert_eq!(custom, "acme.ctl.v1.lat.config");
+        assert_eq!(
+            ConfigOp::from_subject(&custom, &format!("{custom}.get.a")),
+            Some(ConfigOp::Get("a".into()))
+        );
+        assert_eq!(ConfigOp::from_subject(&custom, &format!("{p}.get.a")), None);
     }
 }

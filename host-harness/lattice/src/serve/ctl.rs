@@ -54,9 +54,10 @@ pub enum LinkOp {
 }
 
 impl LinkOp {
-    /// The operation a request subject names, if any.
-    pub fn from_subject(lattice: &str, subject: &str) -> Option<LinkOp> {
-        let rest = subject.strip_prefix(&subjects::ctl_link_prefix(lattice))?;
+    /// The operation a request subject names, if any; `prefix` is
+    /// [`subjects::ctl_link_prefix`] of the lattice.
+    pub fn from_subject(prefix: &str, subject: &str) -> Option<LinkOp> {
+        let rest = subject.strip_prefix(prefix)?;
         match rest {
             ".put" => Some(LinkOp::Put),
             ".del" => Some(LinkOp::Del),

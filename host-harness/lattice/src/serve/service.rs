@@ -258,11 +258,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let lattice_name = service.lattice.options.lattice.clone();
     let client = service.lattice.client.clone();
-    let link_prefix = subjects::ctl_link_prefix(&lattice_name);
+    let ctl = service.lattice.options.ctl_prefix.clone();
+    let link_prefix = subjects::ctl_link_prefix(&ctl, &lattice_name);
     let mut links = client
         .queue_subscribe(format!("{link_prefix}.*"), link_prefix.clone())
         .await?;
-    let config_prefix = subjects::ctl_config_prefix(&lattice_name);
+    let config_prefix = subjects::ctl_config_prefix(&ctl, &lattice_name);
     let mut configs = client
         .queue_subscribe(format!("{config_prefix}.>"), config_prefix.clone())
         .await?;
@@ -309,7 +310,7 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(msg) = links.next() => {
-                let Some(op) = LinkOp::from_subject(&lattice_name, msg.subject.as_str()) else {
+                let Some(op) = LinkOp::from_subject(&link_prefix, msg.subject.as_str()) else {
                     tracing::warn!(subject = %msg.subject, "not a link request; ignored");
                     continue;
                 };
@@ -338,8 +339,9 @@ pub async fn serve(
                     continue;
                 };
                 let service = Arc::clone(&service);
+                let config_prefix = config_prefix.clone();
                 tasks.spawn(async move {
-                    let op = config::ConfigOp::from_subject(&service.lattice.options.lattice, msg.subject.as_str());
+                    let op = config::ConfigOp::from_subject(&config_prefix, msg.subject.as_str());
                     let handled = match op {
                         Some(op) => config::handle(&service, op, &msg.payload).await,
                         None => config::unsupported(),

@@ -28,7 +28,6 @@ use tokio::sync::{broadcast, watch};
 use super::view::View;
 use spec_embed::backend::error_chain;
 use spec_embed::SpecHost;
-use spec_nats::subjects;
 
 /// How long an edit waits for a host's answer.
 pub const EDIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +44,8 @@ pub struct Ui {
     pub host: SpecHost,
     /// The NATS connection edits are sent on.
     pub client: async_nats::Client,
+    /// Where link edits go: the lattice's link control prefix.
+    pub link_prefix: String,
     /// `Host` header values accepted (`None`: any).
     pub hosts: Option<Vec<String>>,
     /// Ends event streams at shutdown.
@@ -118,7 +119,7 @@ impl Ui {
 
     /// Sends a link control request and answers with the host's reply.
     async fn ctl(&self, op: &str, body: Vec<u8>) -> Response {
-        let subject = format!("{}.{op}", subjects::ctl_link_prefix(self.view.lattice()));
+        let subject = format!("{}.{op}", self.link_prefix);
         let asked = tokio::time::timeout(EDIT_TIMEOUT, self.client.request(subject, body.into()));
         let msg = match asked.await {
             Ok(Ok(msg)) => msg,

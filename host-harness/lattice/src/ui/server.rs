@@ -101,6 +101,10 @@ pub async fn serve(
         view,
         host,
         client: lattice.client.clone(),
+        link_prefix: spec_nats::subjects::ctl_link_prefix(
+            &lattice.options.ctl_prefix,
+            &lattice.options.lattice,
+        ),
         hosts: allowed_hosts(addr),
         stop: stop.clone(),
     };

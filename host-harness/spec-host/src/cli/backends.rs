@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use super::local_server::{local_server, OwnedServer};
 use super::{Cli, Command, StoreKind};
 use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
@@ -60,16 +58,32 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
             server: None,
         });
     }
-    let (url, server) = match &cli.nats {
-        Some(url) => (url.clone(), None),
+    let (url, server, local_key) = match &cli.nats {
+        Some(url) => (url.clone(), None, None),
         None => {
             let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
             let long_running = matches!(cli.command, Command::Serve { .. } | Command::Follow);
-            local_server(&state_dir, long_running).await?
+            let (url, server) = local_server(&state_dir, long_running).await?;
+            (
+                url,
+                server,
+                Some(super::local_server::user_seed_path(&state_dir)),
+            )
         }
     };
     let mut options = LatticeOptions::new(url, cli.lattice.clone());
     options.replicas = cli.replicas;
+    if let Err(e) = cli.connection.apply(&mut options) {
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        return Err(e);
+    }
+    // The local server admits only the user whose seed it keeps in the
+    // state directory.
+    if let Some(seed) = local_key {
+        options.auth = spec_nats::Auth::NkeyFile(seed);
+    }
     let lattice = match Lattice::open(options).await {
         Ok(lattice) => lattice,
         Err(e) => {
@@ -81,7 +95,7 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
                 server,
             };
             unopened.shutdown().await;
-            return Err(e).context("opening the lattice");
+            return Err(e.into());
         }
     };
     let providers: Vec<LocalProvider> = cli.providers.clone();

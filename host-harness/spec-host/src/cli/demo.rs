@@ -106,7 +106,7 @@ pub(crate) async fn run(
         Some(l) => format!(
             "JetStream bucket {} at {}",
             subjects::spec_bucket(&l.options.lattice),
-            l.options.url
+            l.options.shown_url()
         ),
         None => "in-memory store".to_string(),
     };

@@ -9,6 +9,11 @@
 //! is left connected to a server that a one-shot command is about to stop. A server left running by an owner that was
 //! killed (the OS releases its lock) is adopted, not started twice on the
 //! same store.
+//!
+//! The server is private: it admits one nkey user, whose seed is generated
+//! on first use into `<state-dir>/nats-user.nk` (mode 0600, like the record
+//! file). Every `spec-host` command on that state directory connects with
+//! it; any other client is refused.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -18,6 +23,38 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use spec_nats::{LocalNatsServer, ServerOptions};
+
+/// Where the local server's user seed is kept.
+pub(crate) fn user_seed_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("nats-user.nk")
+}
+
+/// The public key of the state directory's user, generating the seed the
+/// first time. A seed file readable by others is refused rather than used.
+fn local_user(state_dir: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = user_seed_path(state_dir);
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            anyhow::bail!(
+                "{} is readable by other users; make it private (chmod 600) or delete it",
+                path.display()
+            );
+        }
+        let seed = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let key = nkeys::KeyPair::from_seed(seed.trim())
+            .map_err(|_| anyhow::anyhow!("{} does not hold an nkey seed", path.display()))?;
+        return Ok(key.public_key());
+    }
+    let key = nkeys::KeyPair::new_user();
+    let seed = key
+        .seed()
+        .map_err(|e| anyhow::anyhow!("making a user seed: {e}"))?;
+    spec_nats::server::write_private(&path, &format!("{seed}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(key.public_key())
+}
 
 #[derive(Serialize, Deserialize)]
 struct ServerRecord {
@@ -59,8 +96,14 @@ pub(crate) async fn local_server(
     state_dir: &Path,
     shared: bool,
 ) -> anyhow::Result<(String, Option<OwnedServer>)> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("creating {}", state_dir.display()))?;
+    if !state_dir.exists() {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("creating {}", state_dir.display()))?;
+        // Only its owner may read the server's data and keys.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", state_dir.display()))?;
+    }
     let lock_path = state_dir.join("nats-server.lock");
     let record_path = state_dir.join("nats-server.json");
     let lock = OpenOptions::new()
@@ -78,18 +121,21 @@ pub(crate) async fn local_server(
                     return Ok((orphan.url, None));
                 }
                 let store_dir = state_dir.join("nats");
-                let server = LocalNatsServer::start(ServerOptions::new(&store_dir))
-                    .await
-                    .context(
-                        "starting a local nats-server (use --nats URL to connect to one instead)",
-                    )?;
+                let mut options = ServerOptions::new(&store_dir);
+                options.nkey_users = vec![local_user(state_dir)?];
+                let server = LocalNatsServer::start(options).await.context(
+                    "starting a local nats-server (use --nats URL to connect to one instead)",
+                )?;
                 let record = ServerRecord {
                     url: server.url(),
                     pid: server.pid().unwrap_or_default(),
                 };
                 if shared {
-                    std::fs::write(&record_path, serde_json::to_string(&record)?)
-                        .with_context(|| format!("writing {}", record_path.display()))?;
+                    spec_nats::server::write_private(
+                        &record_path,
+                        &serde_json::to_string(&record)?,
+                    )
+                    .with_context(|| format!("writing {}", record_path.display()))?;
                 }
                 tracing::info!(url = %record.url, store = %store_dir.display(), "started a local nats-server");
                 let owned = OwnedServer {

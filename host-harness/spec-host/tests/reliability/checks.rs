@@ -229,7 +229,7 @@ pub async fn bad_inputs(
     count: usize,
     seed: u64,
 ) -> (usize, usize, Vec<String>) {
-    let prefix = subjects::ctl_link_prefix(lattice);
+    let prefix = subjects::ctl_link_prefix(subjects::DEFAULT_CTL_PREFIX, lattice);
     let mut rng = Rng::new(seed);
     let (mut refused, mut problems) = (0, Vec::new());
     let link = |source: &str, target: &str, interfaces: &str, extra: &str| {
