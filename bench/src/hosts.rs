@@ -103,6 +103,17 @@ pub fn spawn_spec_host_as(
     id: &str,
     extra: &[String],
 ) -> Result<HostProcess> {
+    spawn_spec_host_serving(url, lattice, id, extra, &[])
+}
+
+/// As [`spawn_spec_host_as`], with `serve_flags` after `serve`.
+pub fn spawn_spec_host_serving(
+    url: &str,
+    lattice: &str,
+    id: &str,
+    extra: &[String],
+    serve_flags: &[String],
+) -> Result<HostProcess> {
     let me = std::env::current_exe().context("finding the bench binary")?;
     let mut args: Vec<String> = vec![
         "probe-serve".into(),
@@ -114,6 +125,7 @@ pub fn spawn_spec_host_as(
     ];
     args.extend(extra.iter().cloned());
     args.extend(["serve".into(), "--host-id".into(), id.into()]);
+    args.extend(serve_flags.iter().cloned());
     let child = Command::new(me)
         .args(&args)
         .env("RUST_LOG", "warn")

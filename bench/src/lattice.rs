@@ -30,6 +30,7 @@ use spec_model::json::encode_spec;
 use spec_model::keys::component_key;
 use spec_model::{ComponentSpecification, Link};
 use spec_nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
+use test_support::store_link;
 use wasmcloud_control_interface::{Client as CtlClient, ClientBuilder};
 
 use crate::hosts::{self, HostProcess};
@@ -146,10 +147,6 @@ pub(crate) async fn ctl_client(url: &str, lattice: &str) -> Result<CtlClient> {
         .build())
 }
 
-fn link(source: &str) -> Link {
-    Link::new(source, "kvredis", "wasi", "keyvalue", &["store"])
-}
-
 fn ctl_link(l: &Link) -> Result<wasmcloud_control_interface::Link> {
     wasmcloud_control_interface::Link::builder()
         .source_id(&l.source_id)
@@ -167,7 +164,7 @@ async fn put_once(how: &Putter, source: &str) -> Result<bool> {
     match how {
         Putter::Ctl(ctl) => {
             let reply = ctl
-                .put_link(ctl_link(&link(source))?)
+                .put_link(ctl_link(&store_link(source, "kvredis"))?)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(reply.succeeded())
@@ -177,7 +174,7 @@ async fn put_once(how: &Putter, source: &str) -> Result<bool> {
             let current = kv.entry(&key).await?;
             let spec = ComponentSpecification {
                 url: String::new(),
-                links: vec![link(source)],
+                links: vec![store_link(source, "kvredis")],
             };
             let value = Bytes::from(encode_spec(&spec));
             match current {
@@ -369,7 +366,7 @@ pub async fn fill_bucket(lattice: &Lattice, prefix: &str, n: usize) -> Result<()
             async move {
                 let spec = ComponentSpecification {
                     url: format!("file:///{source}.wasm"),
-                    links: vec![link(&source)],
+                    links: vec![store_link(&source, "kvredis")],
                 };
                 kv.put(component_key(&source), Bytes::from(encode_spec(&spec)))
                     .await
@@ -504,7 +501,10 @@ async fn stuck(url: &str, quick: bool) -> Result<StuckRow> {
         let (stop, cut) = (Arc::clone(&stop), Arc::clone(&cut));
         loopers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(reply) = ctl.put_link(ctl_link(&link("poison-loop"))?).await {
+                if let Ok(reply) = ctl
+                    .put_link(ctl_link(&store_link("poison-loop", "kvredis"))?)
+                    .await
+                {
                     if !reply.succeeded() && reply.message().contains("import calls") {
                         cut.fetch_add(1, Ordering::Relaxed);
                     }

@@ -22,8 +22,13 @@ use crate::backend::KeyValue;
 use crate::prelude::*;
 
 /// How many compare-and-swap attempts a link put or delete makes before it
-/// gives up with `RevisionConflict`.
-pub const MAX_CAS_TRIES: usize = 10;
+/// gives up with `RevisionConflict`. The host backs off a random share of a
+/// window that doubles to 64 ms after each lost race, so 32 tries outlast
+/// another host writing the same key back to back for about a second; the
+/// call's deadline (5 s by default) and import cap bound them anyway. (10
+/// tries lost, now and then, to a second host writing one component 100
+/// times in a row.)
+pub const MAX_CAS_TRIES: usize = 32;
 
 /// The text of wasmCloud's error for a put that would re-point a link.
 pub const CONFLICT_MESSAGE: &str = "link already exists with different target, consider deleting the existing link or using a different link name";

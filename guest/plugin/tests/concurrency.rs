@@ -101,7 +101,7 @@ fn cas_retries_after_a_competing_write_and_loses_nothing() {
 }
 
 #[test]
-fn cas_gives_up_after_ten_lost_races_without_losing_links() {
+fn cas_gives_up_after_max_cas_tries_lost_races_without_losing_links() {
     let (mut p, mut n) = setup();
     let mut s = Interfering {
         inner: MemoryKv::new(),
@@ -111,7 +111,10 @@ fn cas_gives_up_after_ten_lost_races_without_losing_links() {
     let mine = link("comp", "kvredis", "default", &["store"]);
     match p.put_link(&mut s, &mut n, mine.clone()) {
         Err(SpecError::RevisionConflict(m)) => {
-            assert!(m.contains("COMPONENT_comp") && m.contains("10"), "{m}")
+            assert!(
+                m.contains("COMPONENT_comp") && m.contains(&MAX_CAS_TRIES.to_string()),
+                "{m}"
+            )
         }
         other => panic!("{other:?}"),
     }

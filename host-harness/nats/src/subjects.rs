@@ -5,7 +5,7 @@ pub fn spec_bucket(lattice: &str) -> String {
     format!("LATTICEDATA_{lattice}")
 }
 
-/// Object store holding plugin builds and their compiled code, by digest.
+/// Object store holding plugin builds (components, signed), by digest.
 pub fn plugin_builds(lattice: &str) -> String {
     format!("SPECPLUGINS_{lattice}")
 }

@@ -130,6 +130,21 @@ pub enum Command {
         /// rollout`): this host runs its own --plugin build only.
         #[arg(long)]
         no_rollouts: bool,
+        /// Public key (nkey) of an issuer whose signed builds and rollout
+        /// records this host runs. Repeatable. With none, lattice rollouts
+        /// are off unless --allow-unsigned-builds is given.
+        #[arg(
+            long = "trusted-issuer",
+            env = "SPEC_HOST_TRUSTED_ISSUERS",
+            value_delimiter = ',',
+            value_name = "PUBKEY"
+        )]
+        trusted_issuers: Vec<String>,
+        /// With no --trusted-issuer: run builds and rollout records nobody
+        /// signed (demos and local tests; anyone who can write the lattice's
+        /// buckets then chooses what this host runs).
+        #[arg(long)]
+        allow_unsigned_builds: bool,
     },
     /// Show every serving host of the lattice: plugin version and digest,
     /// providers, link count.
@@ -144,15 +159,23 @@ pub enum Command {
     /// Open the lattice in the browser: the link graph, configs, serving
     /// hosts and changes, live; put and delete links from the page.
     Ui {
-        /// Where to listen. The page has no authentication: anything but
-        /// loopback lets other machines see and edit the lattice.
+        /// Where to listen. On loopback only this machine reaches the page;
+        /// anywhere else every API request must carry a token.
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: std::net::SocketAddr,
+        /// The token the page's requests must carry (required off
+        /// loopback; if not given there, one is generated and printed once
+        /// in the URL to open).
+        #[arg(long, env = "SPEC_HOST_UI_TOKEN", hide_env_values = true)]
+        token: Option<spec_nats::Secret>,
     },
     /// Plugin builds kept in the lattice, and rolling them out to every
     /// serving host.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Signing keys for plugin builds and rollouts.
+    #[command(subcommand)]
+    Keys(plugin::KeysCommand),
 }
 
 /// `spec …`
@@ -286,6 +309,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Plugin(command) = &cli.command {
         return plugin::run(&cli, command).await;
     }
+    if let Command::Keys(command) = &cli.command {
+        return plugin::keys(command);
+    }
     let engine = PluginEngine::new()
         .context("starting the wasm engine")?
         .with_cache(ComponentCache::new(cli.state_dir().join("compiled")));
@@ -357,8 +383,13 @@ async fn run_with(
     if let Command::Serve {
         host_id,
         no_rollouts,
+        trusted_issuers,
+        allow_unsigned_builds,
     } = &cli.command
     {
+        let trust =
+            spec_lattice::rollout::Trust::new(trusted_issuers.clone(), *allow_unsigned_builds)
+                .map_err(anyhow::Error::msg)?;
         let lattice = backends
             .lattice
             .clone()
@@ -380,16 +411,18 @@ async fn run_with(
         let swaps = spec_lattice::serve::Swaps {
             engine: Arc::clone(engine),
             watch: cli.plugin.clone(),
-            rollouts: !no_rollouts,
+            rollouts: (!no_rollouts).then_some(trust),
         };
         return spec_lattice::serve::serve(service, Some(swaps), follow::shutdown_signal()).await;
     }
-    if let Command::Ui { listen } = cli.command {
+    if let Command::Ui { listen, token } = &cli.command {
+        let listen = *listen;
+        let token = token.as_ref().map(|t| t.expose().to_string());
         let lattice = backends
             .lattice
             .as_ref()
             .context("ui needs a NATS lattice (not --store memory)")?;
-        return ui::run(&host, lattice, listen).await;
+        return ui::run(&host, lattice, listen, token).await;
     }
     if let Command::Follow = cli.command {
         let lattice = backends
@@ -450,6 +483,7 @@ async fn run_with(
         | Command::Status { .. }
         | Command::Config(_)
         | Command::Plugin(_)
+        | Command::Keys(_)
         | Command::Ui { .. } => {}
     }
     Ok(())

@@ -269,3 +269,44 @@ fn the_local_server_admits_only_spec_host_s_own_user() {
     );
     stop_with_sigterm(&mut child, Duration::from_secs(20));
 }
+
+#[test]
+fn keys_generate_writes_a_private_seed_and_prints_the_public_key_last() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("issuer.nk");
+    let out = run(
+        dir.path(),
+        &["keys", "generate", "--out", seed.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let public = stdout.trim().lines().last().unwrap_or_default().to_string();
+    let key = nkeys::KeyPair::from_seed(std::fs::read_to_string(&seed).unwrap().trim()).unwrap();
+    assert_eq!(public, key.public_key());
+    assert!(
+        !stdout.contains(&key.seed().unwrap()),
+        "the seed is never printed"
+    );
+    let mode = std::fs::metadata(&seed).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = run(
+        dir.path(),
+        &["keys", "generate", "--out", seed.to_str().unwrap()],
+    );
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+    // A host that names a key that is no key refuses to start.
+    let bad = run(
+        dir.path(),
+        &["--store", "memory", "serve", "--trusted-issuer", "nope"],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not an nkey public key"),
+        "{}",
+        text(&bad)
+    );
+}

@@ -184,6 +184,10 @@ pub struct ServeOptions {
     /// How to reach the lattice (credentials, TLS, domain, control
     /// prefix); `None`: plain NATS at the given URL.
     pub connection: Option<spec_nats::LatticeOptions>,
+    /// Take part in lattice rollouts, trusting these signatures.
+    pub rollouts: Option<spec_lattice::rollout::Trust>,
+    /// This host's id (default: one per process).
+    pub host_id: Option<String>,
 }
 
 /// Serves `lattice` on `url` with these local providers; with
@@ -212,6 +216,8 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         limits,
         max_in_flight,
         connection,
+        rollouts,
+        host_id,
     } = options;
     use spec_lattice::serve::{status::PluginInfo, Service, Swaps};
     use spec_nats::{Lattice, LatticeOptions, LocalProvider};
@@ -263,7 +269,7 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
     let mut service = Service::new(
         host,
         lattice,
-        format!("test-{}", std::process::id()),
+        host_id.unwrap_or_else(|| format!("test-{}", std::process::id())),
         ids,
         info,
     );
@@ -271,10 +277,10 @@ pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Serv
         service = service.with_max_in_flight(n);
     }
     let service = Arc::new(service);
-    let swaps = plugin_file.map(|path| Swaps {
+    let swaps = (plugin_file.is_some() || rollouts.is_some()).then(|| Swaps {
         engine,
-        watch: Some(path),
-        rollouts: false,
+        watch: plugin_file,
+        rollouts,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(spec_lattice::serve::serve(

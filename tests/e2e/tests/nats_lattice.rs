@@ -374,6 +374,20 @@ async fn a_follower_resumes_after_the_server_restarts() {
 
     n.server.kill();
     n.server.restart().await.unwrap();
+    // The test's own provider subscription must be back before the put: a
+    // delivery published while it reconnects is lost (core NATS), which
+    // would fail this test for the wrong reason.
+    let mut back = false;
+    for _ in 0..100 {
+        if client.connection_state() == async_nats::connection::State::Connected
+            && client.flush().await.is_ok()
+        {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the test client never reconnected");
     // Writes through A succeed again once its client has reconnected.
     let mut ok = false;
     for _ in 0..100 {

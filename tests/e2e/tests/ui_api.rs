@@ -80,6 +80,7 @@ async fn the_page_api_shows_the_lattice_and_edits_through_the_hosts() {
         view.lattice.clone(),
         view.host.clone(),
         listener,
+        None,
         async move {
             let _ = stopped.await;
         },
@@ -170,6 +171,126 @@ async fn the_page_api_shows_the_lattice_and_edits_through_the_hosts() {
     assert_eq!(status, 200);
     assert!(body.contains("app.js"));
 
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), ui)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
+
+/// A request with exactly these header lines; the status, read without
+/// waiting for the body (an event stream never ends).
+async fn status_of(port: u16, method: &str, path: &str, headers: &[&str], body: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_every_api_request_needs_it_and_foreign_writes_are_refused() {
+    let server = nats().await;
+    let url = server.server.url();
+    let view = nats_host(&url, "ui-token", &[]).await;
+    // Beyond loopback a token is required.
+    let open = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let refused =
+        spec_lattice::ui::serve(view.lattice.clone(), view.host.clone(), open, None, async {
+        })
+        .await;
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("needs a token")),
+        "a server beyond loopback without a token must not start"
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let token = spec_lattice::ui::generate_token().unwrap();
+    assert_eq!(token.len(), 64);
+    let ui = tokio::spawn(spec_lattice::ui::serve(
+        view.lattice.clone(),
+        view.host.clone(),
+        listener,
+        Some(token.clone()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let bearer = format!("Authorization: Bearer {token}");
+    let json_type = "Content-Type: application/json";
+    let put = r#"{"source_id":"app","target":"kv","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["store"]}"#;
+    until("the server answers", async || {
+        status_of(port, "GET", "/api/snapshot", &[&bearer], "").await == 200
+    })
+    .await;
+    // Reads, the event stream and writes without the token: 401.
+    assert_eq!(status_of(port, "GET", "/api/snapshot", &[], "").await, 401);
+    assert_eq!(status_of(port, "GET", "/api/events", &[], "").await, 401);
+    assert_eq!(
+        status_of(
+            port,
+            "GET",
+            "/api/snapshot",
+            &["Authorization: Bearer wrong"],
+            ""
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        status_of(port, "POST", "/api/links", &[json_type], put).await,
+        401
+    );
+    // With it: the page (no token needed for its files), the event stream
+    // by query (a browser's EventSource sends no headers), reads.
+    assert_eq!(status_of(port, "GET", "/", &[], "").await, 200);
+    let events = format!("/api/events?token={token}");
+    assert_eq!(status_of(port, "GET", &events, &[], "").await, 200);
+    assert_eq!(
+        status_of(port, "GET", "/api/components/app", &[&bearer], "").await,
+        404
+    );
+    // A write that another site's page could send is refused even with the
+    // token: not JSON, or from a foreign Origin.
+    assert_eq!(
+        status_of(
+            port,
+            "POST",
+            "/api/links",
+            &[&bearer, "Content-Type: text/plain"],
+            put
+        )
+        .await,
+        415
+    );
+    assert_eq!(
+        status_of(
+            port,
+            "POST",
+            "/api/links",
+            &[&bearer, json_type, "Origin: http://evil.example"],
+            put
+        )
+        .await,
+        403
+    );
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), ui)
         .await

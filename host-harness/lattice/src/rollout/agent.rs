@@ -1,9 +1,14 @@
-//! What each serving host does about the desired build: fetch it (and its
-//! compiled code, if another host compiled it for this engine), shadow it,
-//! wait for its turn, switch, watch its failures, and roll back by itself.
+//! What each serving host does about the desired build: check the rollout
+//! record's and the build's signatures against the issuers it trusts
+//! (before anything is compiled), fetch and compile the build itself,
+//! shadow it, wait for its turn, switch, watch its failures, and roll back
+//! by itself.
 //!
 //! ```text
-//!   desired ≠ running ─▶ fetch + load ─(cannot)──────────▶ Refused
+//!   record (signed, not older than the one in force)
+//!        │            └─(unsigned, untrusted, tampered, replayed)─▶ Refused
+//!        ▼
+//!   desired ≠ running ─▶ fetch, check signature, compile ─(cannot)─▶ Refused
 //!                            │
 //!                            ▼
 //!                       Shadowing ─(faults or unexpected
@@ -29,7 +34,8 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 
 use super::shadow::Shadow;
-use super::store::{now, BadBuild, Desired, HostRollout, Phase, Rollouts};
+use super::store::{now, BadBuild, Desired, HostRollout, Phase, Rollouts, SignedRecord};
+use super::trust::Trust;
 use crate::serve::status::PluginInfo;
 use crate::serve::Service;
 use spec_embed::backend::error_chain;
@@ -56,6 +62,10 @@ struct Agent {
     state: HostRollout,
     /// The build before the switch, kept loaded for a rollback.
     previous: Option<(LoadedPlugin, PluginInfo)>,
+    /// Whose signatures this host accepts.
+    trust: Trust,
+    /// When the record in force was issued: an older one is a replay.
+    in_force_ms: u64,
 }
 
 impl Agent {
@@ -70,61 +80,34 @@ impl Agent {
         }
     }
 
-    /// Loads a build: compiled code from the lattice when some host already
-    /// compiled it for this engine (checked against its recorded digest),
-    /// else compiled here and shared.
+    /// Loads a build: fetched, checked against its digest and its
+    /// issuer's signature, and only then compiled, here (never compiled
+    /// code from the lattice; this host's private cache may serve it).
     async fn load(&self, digest: &str) -> Result<LoadedPlugin, String> {
-        let bytes = self
+        let (bytes, signature) = self
             .rollouts
             .fetch_build(digest)
             .await
             .map_err(|e| e.to_string())?;
-        let engine_tag = spec_embed::cache::engine_tag(self.engine.engine());
-        match self.rollouts.fetch_compiled(digest, &engine_tag).await {
-            Ok(Some(compiled)) => {
-                let engine = Arc::clone(&self.engine);
-                let loaded = tokio::task::spawn_blocking(move || {
-                    // SAFETY: wasmtime's own serialized output for this
-                    // engine (its tag names the compatibility hash), whose
-                    // SHA-256 matched the digest recorded when the host that
-                    // compiled it stored it; wasmtime checks the header.
-                    let component = unsafe {
-                        wasmtime::component::Component::deserialize(engine.engine(), &compiled)
-                    };
-                    component.map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-                match loaded {
-                    Ok(component) => {
-                        return self
-                            .engine
-                            .load_component(component, digest.to_string())
-                            .map_err(|e| error_chain(&e));
-                    }
-                    Err(e) => {
-                        tracing::warn!(digest, error = %e, "shared compiled code unusable; compiling")
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(digest, error = %e, "shared compiled code refused; compiling"),
-        }
+        self.trust.check_build(digest, signature.as_ref())?;
         let engine = Arc::clone(&self.engine);
-        let loaded = tokio::task::spawn_blocking(move || engine.load_bytes(&bytes))
+        tokio::task::spawn_blocking(move || engine.load_bytes(&bytes))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| error_chain(&e))?;
-        if let Ok(compiled) = loaded.component().serialize() {
-            if let Err(e) = self
-                .rollouts
-                .push_compiled(digest, &engine_tag, &compiled)
-                .await
-            {
-                tracing::warn!(digest, error = %e, "cannot share the compiled build");
-            }
+            .map_err(|e| error_chain(&e))
+    }
+
+    /// The rollout the stored record asks for, if its signature verifies
+    /// and it is not older than the record in force.
+    fn accept(&self, signed: &SignedRecord) -> Result<Option<Desired>, String> {
+        let record = self.trust.check_record(signed)?;
+        if record.issued_at_ms < self.in_force_ms {
+            return Err(format!(
+                "a rollout record issued at {} ms is older than the one in force ({} ms): a replay",
+                record.issued_at_ms, self.in_force_ms
+            ));
         }
-        Ok(loaded)
+        Ok(record.desired)
     }
 
     async fn mark_bad(&self, digest: &str, reason: &str) {
@@ -142,8 +125,9 @@ impl Agent {
     /// Whether `desired` is still the rollout asked for (a read error
     /// counts as yes: a rollout is not dropped for a NATS hiccup).
     async fn still_desired(&self, desired: &Desired) -> bool {
-        match self.rollouts.desired().await {
-            Ok(now) => now.as_ref() == Some(desired),
+        match self.rollouts.record().await {
+            Ok(Some(signed)) => self.accept(&signed).ok().flatten().as_ref() == Some(desired),
+            Ok(None) => false,
             Err(_) => true,
         }
     }
@@ -350,6 +334,7 @@ impl Agent {
 pub async fn run(
     service: Arc<Service>,
     engine: Arc<PluginEngine>,
+    trust: Trust,
     mut changes: broadcast::Receiver<SpecChange>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -376,11 +361,45 @@ pub async fn run(
         engine,
         rollouts,
         previous: None,
+        trust,
+        in_force_ms: 0,
     };
+    if let Some(reason) = agent.trust.off_reason() {
+        tracing::warn!("{reason}");
+        agent.publish(Phase::Off, Some(reason.to_string())).await;
+        let _ = stop.changed().await;
+        return;
+    }
     agent.publish(Phase::Idle, None).await;
     let mut handled: Option<Desired> = None;
+    let mut seen: Option<SignedRecord> = None;
     loop {
-        let desired = agent.rollouts.desired().await.ok().flatten();
+        let record = agent.rollouts.record().await.ok().flatten();
+        let desired = match &record {
+            None => None,
+            Some(signed) => match agent.accept(signed) {
+                Ok(desired) => {
+                    if let Some(r) = signed.unverified() {
+                        agent.in_force_ms = agent.in_force_ms.max(r.issued_at_ms);
+                    }
+                    desired
+                }
+                Err(reason) => {
+                    // Refused before anything is fetched or compiled; said
+                    // once per record.
+                    if seen.as_ref() != Some(signed) {
+                        tracing::error!(%reason, "rollout: record refused");
+                        agent.state.target = signed
+                            .unverified()
+                            .and_then(|r| r.desired)
+                            .map(|d| d.digest);
+                        agent.publish(Phase::Refused, Some(reason)).await;
+                    }
+                    handled.clone()
+                }
+            },
+        };
+        seen = record;
         let running = agent.service.plugin_info().digest;
         if let Some(d) = desired.as_ref().filter(|d| Some(*d) != handled.as_ref()) {
             let bad = agent.rollouts.bad(&d.digest).await.ok().flatten();

@@ -3,21 +3,24 @@
 //! batch at a time, and a build that misbehaves is rolled back and marked
 //! bad everywhere.
 //!
-//! * [`store`] — where builds, compiled code and rollout state live in
+//! * [`store`] — where builds (components only) and rollout state live in
 //!   JetStream (an object store and a key-value bucket per lattice).
 //! * [`shadow`] — a new build run beside the live one with its writes and
 //!   deliveries captured, and what it would have done compared.
-//! * [`publish`] — pushing a checked build, with its compiled code.
+//! * [`publish`] — pushing a checked build, signed by its issuer.
+//! * [`trust`] — signing keys, and what a host accepts.
 //! * `agent` — what each serving host does about the desired build.
 
 mod agent;
 pub mod publish;
 pub mod shadow;
 pub mod store;
+pub mod trust;
 
 pub use agent::{run, ROLLBACK_FAULTS};
 pub use shadow::{RequestOutcome, Shadow};
 pub use store::{
-    BadBuild, BuildInfo, Desired, DiffKind, HostRollout, Phase, RolloutError, Rollouts,
-    ShadowReport,
+    BadBuild, BuildInfo, BuildSignature, Desired, DiffKind, HostRollout, Phase, RolloutError,
+    RolloutRecord, Rollouts, ShadowReport, SignedRecord,
 };
+pub use trust::{SigningKey, Trust};

@@ -1,21 +1,25 @@
 //! Pushing a build into the lattice: checked first (it must load, speak a
-//! contract this host loads and start), stored by digest with its compiled
-//! code for this engine, so hosts of the same engine never compile it.
+//! contract this host loads and start), stored by digest with its issuer's
+//! signature. Compiled code is not shared: every host compiles the
+//! component itself, so no host ever runs native code another wrote.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::store::{BuildInfo, Rollouts};
+use super::trust::SigningKey;
 use spec_embed::backend::memory::{MemoryKv, RecordingNotifier};
 use spec_embed::{PluginEngine, PluginLimits, SpecHost};
 
-/// Checks `bytes` and stores them as a build; what was stored.
+/// Checks `bytes` and stores them as a build, signed with `key` if given;
+/// what was stored.
 pub async fn push(
     rollouts: &Rollouts,
     engine: &PluginEngine,
     bytes: &[u8],
     limits: PluginLimits,
+    key: Option<&SigningKey>,
 ) -> anyhow::Result<BuildInfo> {
     let loaded = engine
         .load_bytes(bytes)
@@ -36,17 +40,9 @@ pub async fn push(
         version: trial.plugin_version(),
         size: bytes.len(),
     };
-    rollouts.push_build(bytes, &info).await?;
-    match loaded.component().serialize() {
-        Ok(compiled) => {
-            let tag = spec_embed::cache::engine_tag(engine.engine());
-            rollouts
-                .push_compiled(&info.digest, &tag, &compiled)
-                .await?;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot serialize the compiled build; hosts will compile it")
-        }
-    }
+    let signature = key.map(|k| k.sign_build(&info.digest)).transpose()?;
+    rollouts
+        .push_build(bytes, &info, signature.as_ref())
+        .await?;
     Ok(info)
 }

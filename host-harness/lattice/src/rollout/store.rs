@@ -1,16 +1,16 @@
 //! Where a lattice keeps its plugin builds and its rollout.
 //!
 //! * Object store `SPECPLUGINS_{lattice}`: `build/{sha256}` — a component,
-//!   with its contract and plugin versions as metadata; and
-//!   `compiled/{sha256}/{engine}` — that build compiled by a host for an
-//!   engine (wasmtime's serialized form), with the SHA-256 of those bytes
-//!   recorded when written, so the lattice compiles each build once.
-//! * Bucket `SPECROLLOUT_{lattice}`: `desired` (the build hosts should run,
-//!   and how to get there), `host.{id}` (each host's phase), `bad.{sha256}`
-//!   (builds a host rejected or rolled back, lattice-wide).
+//!   with its contract and plugin versions, and its issuer's signature of
+//!   the digest, as metadata. Only components travel: compiled code never
+//!   does, each host compiles what it runs (and caches it privately).
+//! * Bucket `SPECROLLOUT_{lattice}`: `desired` (the rollout record: the
+//!   build hosts should run and how to get there, signed by its issuer),
+//!   `host.{id}` (each host's phase), `bad.{sha256}` (builds a host rejected
+//!   or rolled back, lattice-wide).
 //!
 //! Everything fetched is checked before use: a build must hash to its
-//! name, compiled code to its recorded digest.
+//! name; signatures are checked by [`super::trust`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -103,6 +103,8 @@ pub enum Phase {
     Rejected,
     /// Switched, then went back to the old build.
     RolledBack,
+    /// Takes part in no rollout (no trusted issuer, unsigned not allowed).
+    Off,
 }
 
 /// The shadow's findings.
@@ -209,6 +211,55 @@ pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// The rollout record: what is asked of the hosts, and when it was
+/// issued. `desired: None` is a cancel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    /// The rollout asked for; `None`: withdrawn.
+    pub desired: Option<Desired>,
+    /// When it was issued, milliseconds since the Unix epoch: a host refuses
+    /// a record older than the one in force (a replay).
+    pub issued_at_ms: u64,
+}
+
+/// A rollout record as stored: its exact JSON text, and the issuer's
+/// signature of that text (both absent when unsigned).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRecord {
+    /// The [`RolloutRecord`] as JSON, byte for byte as signed.
+    pub record: String,
+    /// The issuer's public key (nkey).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Ed25519 signature of `record`, base64url.
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+impl SignedRecord {
+    /// The record, read without checking anything (for display).
+    pub fn unverified(&self) -> Option<RolloutRecord> {
+        serde_json::from_str(&self.record).ok()
+    }
+}
+
+/// An issuer's signature of a build's digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSignature {
+    /// The issuer's public key (nkey).
+    pub issuer: String,
+    /// Ed25519 signature, base64url.
+    pub signature: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
 /// The lattice's builds and rollout state.
 #[derive(Clone)]
 pub struct Rollouts {
@@ -218,10 +269,6 @@ pub struct Rollouts {
 
 fn build_name(digest: &str) -> String {
     format!("build/{digest}")
-}
-
-fn compiled_name(digest: &str, engine: &str) -> String {
-    format!("compiled/{digest}/{engine}")
 }
 
 impl Rollouts {
@@ -259,15 +306,26 @@ impl Rollouts {
         Ok(Some((bytes, metadata)))
     }
 
-    /// Stores a build (idempotent: the name is its digest).
-    pub async fn push_build(&self, bytes: &[u8], info: &BuildInfo) -> Result<(), RolloutError> {
+    /// Stores a build (idempotent: the name is its digest), with its
+    /// issuer's signature if it has one.
+    pub async fn push_build(
+        &self,
+        bytes: &[u8],
+        info: &BuildInfo,
+        signature: Option<&BuildSignature>,
+    ) -> Result<(), RolloutError> {
+        let mut metadata = HashMap::from([
+            ("contract".to_string(), info.contract.clone()),
+            ("version".to_string(), info.version.clone()),
+        ]);
+        if let Some(sig) = signature {
+            metadata.insert("issuer".to_string(), sig.issuer.clone());
+            metadata.insert("signature".to_string(), sig.signature.clone());
+        }
         let meta = ObjectMetadata {
             name: build_name(&info.digest),
             description: Some(info.version.clone()),
-            metadata: HashMap::from([
-                ("contract".to_string(), info.contract.clone()),
-                ("version".to_string(), info.version.clone()),
-            ]),
+            metadata,
             ..Default::default()
         };
         let mut reader = bytes;
@@ -278,9 +336,12 @@ impl Rollouts {
         Ok(())
     }
 
-    /// A build's bytes, checked against its digest.
-    pub async fn fetch_build(&self, digest: &str) -> Result<Vec<u8>, RolloutError> {
-        let (bytes, _) = self
+    /// A build's bytes, checked against its digest, and its signature.
+    pub async fn fetch_build(
+        &self,
+        digest: &str,
+    ) -> Result<(Vec<u8>, Option<BuildSignature>), RolloutError> {
+        let (bytes, metadata) = self
             .read_object(&build_name(digest))
             .await?
             .ok_or_else(|| RolloutError::NoBuild(digest.to_string()))?;
@@ -292,7 +353,14 @@ impl Rollouts {
                 expected: digest.to_string(),
             });
         }
-        Ok(bytes)
+        let signature = match (metadata.get("issuer"), metadata.get("signature")) {
+            (Some(issuer), Some(signature)) => Some(BuildSignature {
+                issuer: issuer.clone(),
+                signature: signature.clone(),
+            }),
+            _ => None,
+        };
+        Ok((bytes, signature))
     }
 
     /// Every build in the store.
@@ -319,49 +387,6 @@ impl Rollouts {
         Ok(out)
     }
 
-    /// Stores a build compiled for `engine`, with the digest of the bytes.
-    pub async fn push_compiled(
-        &self,
-        digest: &str,
-        engine: &str,
-        bytes: &[u8],
-    ) -> Result<(), RolloutError> {
-        let meta = ObjectMetadata {
-            name: compiled_name(digest, engine),
-            metadata: HashMap::from([("sha256".to_string(), digest_of(bytes))]),
-            ..Default::default()
-        };
-        let mut reader = bytes;
-        self.builds
-            .put(meta, &mut reader)
-            .await
-            .map_err(|e| nats("storing compiled code", e))?;
-        Ok(())
-    }
-
-    /// A build compiled for `engine` by some host, if stored, checked
-    /// against the digest recorded when it was written.
-    pub async fn fetch_compiled(
-        &self,
-        digest: &str,
-        engine: &str,
-    ) -> Result<Option<Vec<u8>>, RolloutError> {
-        let Some((bytes, metadata)) = self.read_object(&compiled_name(digest, engine)).await?
-        else {
-            return Ok(None);
-        };
-        let found = digest_of(&bytes);
-        let recorded = metadata.get("sha256").cloned().unwrap_or_default();
-        if found != recorded {
-            return Err(RolloutError::Digest {
-                what: format!("compiled code of {digest}"),
-                found,
-                expected: recorded,
-            });
-        }
-        Ok(Some(bytes))
-    }
-
     async fn read<T: for<'de> Deserialize<'de>>(
         &self,
         key: &str,
@@ -382,24 +407,27 @@ impl Rollouts {
         Ok(())
     }
 
-    /// The rollout asked for, if any.
-    pub async fn desired(&self) -> Result<Option<Desired>, RolloutError> {
+    /// The rollout record as stored, if any (not checked: see
+    /// [`super::trust::Trust::check_record`]).
+    pub async fn record(&self) -> Result<Option<SignedRecord>, RolloutError> {
         self.read("desired").await
     }
 
-    /// Asks the lattice to run a build.
-    pub async fn set_desired(&self, desired: &Desired) -> Result<(), RolloutError> {
-        self.write("desired", desired).await
+    /// The rollout asked for, read without checking its signature (for
+    /// display).
+    pub async fn desired(&self) -> Result<Option<Desired>, RolloutError> {
+        Ok(self
+            .record()
+            .await?
+            .and_then(|r| r.unverified())
+            .and_then(|r| r.desired))
     }
 
-    /// Withdraws the rollout asked for: hosts that have not switched stop
-    /// where they are; hosts that switched keep the build (roll out the
-    /// old one to go back).
-    pub async fn cancel(&self) -> Result<(), RolloutError> {
-        self.state
-            .delete("desired")
-            .await
-            .map_err(|e| nats("cancelling the rollout", e))
+    /// Writes the rollout record (a rollout, or with `desired: None` a
+    /// cancel: hosts that have not switched stop where they are; hosts
+    /// that switched keep the build — roll out the old one to go back).
+    pub async fn set_record(&self, record: &SignedRecord) -> Result<(), RolloutError> {
+        self.write("desired", record).await
     }
 
     /// Records where a host stands.

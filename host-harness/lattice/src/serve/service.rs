@@ -245,9 +245,9 @@ pub struct Swaps {
     pub engine: Arc<PluginEngine>,
     /// A plugin file to watch (hot swap on this host).
     pub watch: Option<PathBuf>,
-    /// Whether to take part in lattice rollouts (`spec-host plugin
-    /// rollout`).
-    pub rollouts: bool,
+    /// Lattice rollouts (`spec-host plugin rollout`): whose signatures this
+    /// host accepts; `None`: it takes no part.
+    pub rollouts: Option<crate::rollout::Trust>,
 }
 
 /// Serves until `shutdown` resolves.
@@ -293,10 +293,11 @@ pub async fn serve(
                 stop_rx.clone(),
             ));
         }
-        if swaps.rollouts {
+        if let Some(trust) = swaps.rollouts {
             background.spawn(crate::rollout::run(
                 Arc::clone(&service),
                 swaps.engine,
+                trust,
                 follower.changes(),
                 stop_rx.clone(),
             ));

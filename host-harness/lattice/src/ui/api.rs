@@ -8,14 +8,17 @@
 //! the operator's browser: requests must name this server in `Host` (no
 //! DNS rebinding), writes must be `application/json` (a cross-site form
 //! cannot send that without a CORS preflight, which is never granted) and
-//! an `Origin`, when sent, must be this server.
+//! an `Origin`, when sent, must be this server. Off loopback the `Host`
+//! check cannot hold (any name may reach the server), so there every API
+//! request must carry the server's token, as `Authorization: Bearer …` or,
+//! for the event stream a browser opens without headers, `?token=…`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +53,18 @@ pub struct Ui {
     pub hosts: Option<Vec<String>>,
     /// Ends event streams at shutdown.
     pub stop: watch::Receiver<bool>,
+    /// The token every API request must carry (`None`: none needed, on
+    /// loopback).
+    pub token: Option<String>,
+}
+
+/// Compares in time that does not depend on where the texts differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -83,9 +98,31 @@ impl Ui {
         ))
     }
 
-    /// Refuses a write that a page of another site could have sent.
-    fn refuse_write(&self, headers: &HeaderMap) -> Option<Response> {
+    /// Refuses an API request with a foreign `Host`, or without the token
+    /// when one is set.
+    pub fn refuse(&self, headers: &HeaderMap, query: Option<&str>) -> Option<Response> {
         if let Some(r) = self.refuse_host(headers) {
+            return Some(r);
+        }
+        let expected = self.token.as_deref()?;
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let in_query =
+            query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
+        match bearer.or(in_query) {
+            Some(given) if same_secret(given, expected) => None,
+            _ => Some(error(
+                StatusCode::UNAUTHORIZED,
+                "this server needs its token (open the URL it printed, with ?token=…)",
+            )),
+        }
+    }
+
+    /// Refuses a write that a page of another site could have sent.
+    fn refuse_write(&self, headers: &HeaderMap, query: Option<&str>) -> Option<Response> {
+        if let Some(r) = self.refuse(headers, query) {
             return Some(r);
         }
         let json = headers
@@ -159,8 +196,12 @@ impl Ui {
 }
 
 /// `GET /api/snapshot`
-pub async fn snapshot(State(ui): State<Ui>, headers: HeaderMap) -> Response {
-    if let Some(r) = ui.refuse_host(&headers) {
+pub async fn snapshot(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = ui.refuse(&headers, query.as_deref()) {
         return r;
     }
     Json(ui.view.snapshot()).into_response()
@@ -171,8 +212,9 @@ pub async fn component(
     State(ui): State<Ui>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = ui.refuse_host(&headers) {
+    if let Some(r) = ui.refuse(&headers, query.as_deref()) {
         return r;
     }
     if let Err(e) = spec_model::validate::validate_id(&id) {
@@ -204,8 +246,12 @@ pub async fn component(
 /// `GET /api/events`: server-sent events, starting with the connection
 /// state. A page too far behind is cut off; its browser reconnects and
 /// reads the snapshot again.
-pub async fn events(State(ui): State<Ui>, headers: HeaderMap) -> Response {
-    if let Some(r) = ui.refuse_host(&headers) {
+pub async fn events(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = ui.refuse(&headers, query.as_deref()) {
         return r;
     }
     let first = Event::default()
@@ -247,8 +293,13 @@ fn event_stream(
 }
 
 /// `POST /api/links`: a link put, as `wash link put` sends it.
-pub async fn put_link(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = ui.refuse_write(&headers) {
+pub async fn put_link(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = ui.refuse_write(&headers, query.as_deref()) {
         return r;
     }
     let link: spec_model::Link = match serde_json::from_slice(&body) {
@@ -276,8 +327,13 @@ fn default_name() -> String {
 }
 
 /// `POST /api/links/delete`: a link delete, as `wash link del` sends it.
-pub async fn delete_link(State(ui): State<Ui>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = ui.refuse_write(&headers) {
+pub async fn delete_link(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = ui.refuse_write(&headers, query.as_deref()) {
         return r;
     }
     let req: DeleteLink = match serde_json::from_slice(&body) {

@@ -9,14 +9,15 @@
 //! * `assets/` — the page, its script and styles, embedded in the binary
 //!   (no build step: plain files).
 //!
-//! The server listens on loopback unless told otherwise. The page has no
-//! authentication: on loopback only this machine's users reach it, and
-//! requests must name the server in `Host` and send edits as JSON, so a
-//! web page of another site cannot use the operator's browser to reach it.
+//! The server listens on loopback unless told otherwise: there only this
+//! machine's users reach it, and requests must name the server in `Host`
+//! and send edits as JSON, so a web page of another site cannot use the
+//! operator's browser to reach it. Off loopback every API request must also
+//! carry the server's token (generated and printed once, or given).
 
 pub mod api;
 mod server;
 pub mod view;
 pub mod watch;
 
-pub use server::{router, serve};
+pub use server::{generate_token, router, serve};

@@ -84,16 +84,30 @@ pub fn router(ui: Ui) -> Router {
         .with_state(ui)
 }
 
+/// A token for a server that listens beyond loopback: 32 random bytes as
+/// hex, from the kernel.
+pub fn generate_token() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Serves the page on `listener` until `shutdown` resolves: follows the
 /// lattice with `host` (a plugin host with no providers of its own: its
-/// table gives the page the plugin's import links).
+/// table gives the page the plugin's import links). Every API request must
+/// carry `token` when one is given; off loopback one is required.
 pub async fn serve(
     lattice: Lattice,
     host: SpecHost,
     listener: tokio::net::TcpListener,
+    token: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && token.is_none() {
+        anyhow::bail!("listening on {addr}, beyond this machine, needs a token");
+    }
     let view = Arc::new(View::new(&lattice.options.lattice));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut watchers = watch::start(&lattice, host.clone(), Arc::clone(&view), stop.clone()).await;
@@ -107,10 +121,8 @@ pub async fn serve(
         ),
         hosts: allowed_hosts(addr),
         stop: stop.clone(),
+        token,
     };
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "the page has no authentication and listens beyond this machine");
-    }
     tracing::info!(url = %format!("http://{addr}/"), lattice = %lattice.options.lattice, "serving the lattice view");
     let served = axum::serve(listener, router(ui))
         .with_graceful_shutdown(async move {

@@ -1,5 +1,8 @@
-//! `spec-host plugin push|list|rollout|status`: plugin builds kept in the
-//! lattice, and rolling one out to every serving host.
+//! `spec-host plugin push|list|rollout|cancel|status`: plugin builds kept in
+//! the lattice, and rolling one out to every serving host; `spec-host keys
+//! generate`: the issuer's signing key. Builds and rollout records are
+//! signed with `--signing-key`; hosts run only what an issuer they trust
+//! signed (`serve --trusted-issuer`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,8 +12,11 @@ use clap::{Args, Subcommand};
 
 use super::{backends, Cli};
 use spec_embed::PluginEngine;
-use spec_lattice::rollout::store::now;
-use spec_lattice::rollout::{BuildInfo, Desired, DiffKind, HostRollout, Phase, Rollouts};
+use spec_lattice::rollout::store::{now, now_ms};
+use spec_lattice::rollout::trust::unsigned;
+use spec_lattice::rollout::{
+    BuildInfo, Desired, DiffKind, HostRollout, Phase, RolloutRecord, Rollouts, SigningKey,
+};
 use spec_lattice::serve::{collect_status, status::Status};
 use spec_nats::Lattice;
 
@@ -22,6 +28,8 @@ pub enum PluginCommand {
     Push {
         /// The component file.
         file: std::path::PathBuf,
+        #[command(flatten)]
+        signing: Signing,
     },
     /// List the builds stored in the lattice, and which are marked bad.
     List,
@@ -30,7 +38,7 @@ pub enum PluginCommand {
     Rollout(RolloutArgs),
     /// Withdraw the rollout: hosts that have not switched stop (hosts that
     /// did keep the build; roll out the old one to go back).
-    Cancel,
+    Cancel(Signing),
     /// Show the rollout asked for and where every host stands.
     Status {
         /// How long to collect live host replies, in milliseconds.
@@ -39,11 +47,68 @@ pub enum PluginCommand {
     },
 }
 
+/// `keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a signing key: the seed goes to --out (mode 0600, never
+    /// overwritten), the public key — what hosts trust with
+    /// --trusted-issuer — is printed as the last line.
+    Generate {
+        /// Where to write the seed.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+/// The issuer's key, for commands that sign.
+#[derive(Debug, Default, Args)]
+pub struct Signing {
+    /// Seed file of the issuer's signing key (`spec-host keys generate`).
+    /// Without it the build or record is unsigned, and only hosts started
+    /// with --allow-unsigned-builds act on it.
+    #[arg(long, env = "SPEC_HOST_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<std::path::PathBuf>,
+}
+
+impl Signing {
+    fn key(&self) -> anyhow::Result<Option<SigningKey>> {
+        self.signing_key
+            .as_deref()
+            .map(SigningKey::load)
+            .transpose()
+    }
+
+    /// The record, signed if a key was given.
+    fn record(
+        &self,
+        record: &RolloutRecord,
+    ) -> anyhow::Result<spec_lattice::rollout::SignedRecord> {
+        match self.key()? {
+            Some(key) => key.sign_record(record),
+            None => unsigned(record),
+        }
+    }
+}
+
+/// Runs a `keys` command.
+pub(crate) fn keys(command: &KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Generate { out } => {
+            let key = SigningKey::generate(out)?;
+            println!("seed written to {} (mode 0600); public key:", out.display());
+            println!("{}", key.public_key());
+            Ok(())
+        }
+    }
+}
+
 /// Flags of `plugin rollout`.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
     /// The build's SHA-256 (or a unique prefix of at least 8 digits).
     pub digest: String,
+    #[command(flatten)]
+    pub signing: Signing,
     /// Hosts that switch at once.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -80,11 +145,15 @@ pub(crate) async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()
             .context("plugin builds live in a NATS lattice (not --store memory)")?;
         let rollouts = Rollouts::open(lattice).await?;
         match command {
-            PluginCommand::Push { file } => push(cli, &rollouts, file).await,
+            PluginCommand::Push { file, signing } => push(cli, &rollouts, file, signing).await,
             PluginCommand::List => list(cli, &rollouts).await,
             PluginCommand::Rollout(args) => rollout(cli, lattice, &rollouts, args).await,
-            PluginCommand::Cancel => {
-                rollouts.cancel().await?;
+            PluginCommand::Cancel(signing) => {
+                let record = RolloutRecord {
+                    desired: None,
+                    issued_at_ms: now_ms(),
+                };
+                rollouts.set_record(&signing.record(&record)?).await?;
                 if !cli.json {
                     println!("rollout withdrawn");
                 }
@@ -106,14 +175,21 @@ pub(crate) async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()
     outcome
 }
 
-async fn push(cli: &Cli, rollouts: &Rollouts, file: &std::path::Path) -> anyhow::Result<()> {
+async fn push(
+    cli: &Cli,
+    rollouts: &Rollouts,
+    file: &std::path::Path,
+    signing: &Signing,
+) -> anyhow::Result<()> {
+    let key = signing.key()?;
     let bytes = tokio::fs::read(file)
         .await
         .with_context(|| format!("reading {}", file.display()))?;
     let engine = PluginEngine::new().context("starting the wasm engine")?;
-    let info = spec_lattice::rollout::publish::push(rollouts, &engine, &bytes, cli.limits())
-        .await
-        .with_context(|| format!("pushing {}", file.display()))?;
+    let info =
+        spec_lattice::rollout::publish::push(rollouts, &engine, &bytes, cli.limits(), key.as_ref())
+            .await
+            .with_context(|| format!("pushing {}", file.display()))?;
     if cli.json {
         super::output::print_json(&info);
     } else {
@@ -181,6 +257,8 @@ async fn rollout(
     rollouts: &Rollouts,
     args: &RolloutArgs,
 ) -> anyhow::Result<()> {
+    // A key that cannot be read fails before anything is written.
+    args.signing.key()?;
     let build = resolve(rollouts, &args.digest).await?;
     if !spec_embed::SUPPORTED_CONTRACTS
         .iter()
@@ -221,7 +299,11 @@ async fn rollout(
         order,
         at: now(),
     };
-    rollouts.set_desired(&desired).await?;
+    let record = RolloutRecord {
+        desired: Some(desired.clone()),
+        issued_at_ms: now_ms(),
+    };
+    rollouts.set_record(&args.signing.record(&record)?).await?;
     if !cli.json {
         println!(
             "rolling out {} ({}) to {} host(s), {} at a time: shadow {} s, watch {} s",

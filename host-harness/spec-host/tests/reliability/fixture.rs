@@ -277,6 +277,10 @@ impl Fixture {
                 args.push("--plugin".into());
                 args.push(path.display().to_string());
             }
+            // Hosts run only builds and rollouts the scenario's issuer
+            // signed, as in production.
+            args.push("--trusted-issuer".into());
+            args.push(self.issuer());
             let mut host = HostProc {
                 id: id.clone(),
                 args,
@@ -291,6 +295,16 @@ impl Fixture {
         self.wait_hosts(&ids, Duration::from_secs(180)).await;
     }
 
+    /// The scenario's signing key (made on first use); its public key.
+    pub fn issuer(&self) -> String {
+        let path = self.dir.join("issuer.nk");
+        let key = match path.exists() {
+            true => spec_lattice::rollout::SigningKey::load(&path),
+            false => spec_lattice::rollout::SigningKey::generate(&path),
+        };
+        key.expect("the scenario's signing key").public_key()
+    }
+
     /// Runs the `spec-host` command line against this lattice.
     pub async fn cli(&self, args: &[&str]) -> std::process::Output {
         self.cli_command().run(args).await
@@ -298,9 +312,11 @@ impl Fixture {
 
     /// The `spec-host` command line for this lattice, to run elsewhere.
     pub fn cli_command(&self) -> CliCommand {
+        self.issuer();
         CliCommand {
             urls: self.urls().join(","),
             lattice: self.lattice.clone(),
+            signing_key: self.dir.join("issuer.nk"),
         }
     }
 
@@ -350,6 +366,8 @@ impl Fixture {
 pub struct CliCommand {
     urls: String,
     lattice: String,
+    /// Plugin pushes, rollouts and cancels are signed with it.
+    signing_key: PathBuf,
 }
 
 impl CliCommand {
@@ -364,6 +382,7 @@ impl CliCommand {
             .arg(cache_dir())
             .args(args)
             .env("RUST_LOG", "warn")
+            .env("SPEC_HOST_SIGNING_KEY", &self.signing_key)
             .stdin(Stdio::null())
             .output()
             .await

@@ -158,6 +158,11 @@ function applyEvent(name, d) {
 // While a snapshot request is in flight, events are buffered and replayed on
 // top of it: the snapshot may predate them, and replaying in order always
 // ends at the latest state (spec events replace, they do not patch).
+// A server that listens beyond loopback wants its token on every API
+// request: the URL it printed carries it as ?token=…
+const TOKEN = new URLSearchParams(location.search).get('token');
+const AUTH = TOKEN ? { authorization: `Bearer ${TOKEN}` } : {};
+
 let eventBuffer = null;
 let snapshotSeq = 0;
 let snapshotRetry = null;
@@ -167,7 +172,7 @@ async function loadSnapshot() {
   if (!eventBuffer) eventBuffer = [];
   clearTimeout(snapshotRetry);
   try {
-    const res = await fetch('/api/snapshot', { cache: 'no-store' });
+    const res = await fetch('/api/snapshot', { cache: 'no-store', headers: AUTH });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const snap = await res.json();
     if (seq !== snapshotSeq) return; // a newer request owns the buffer now
@@ -193,7 +198,7 @@ let reopenDelay = 1000;
 function openStream() {
   clearTimeout(reopenTimer);
   if (source) source.close();
-  const es = new EventSource('/api/events');
+  const es = new EventSource(TOKEN ? `/api/events?token=${encodeURIComponent(TOKEN)}` : '/api/events');
   source = es;
   es.onopen = () => {
     reopenDelay = 1000;
@@ -729,7 +734,7 @@ async function showDetails(id, quiet) {
   let status = 0;
   let body = null;
   try {
-    const res = await fetch(`/api/components/${encodeURIComponent(id)}`, { cache: 'no-store' });
+    const res = await fetch(`/api/components/${encodeURIComponent(id)}`, { cache: 'no-store', headers: AUTH });
     status = res.status;
     body = await res.json().catch(() => null);
   } catch (err) {
@@ -844,7 +849,7 @@ function showResult(node, ok, message) {
 }
 
 async function postJson(url, body) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...AUTH }, body: JSON.stringify(body) });
   const data = await res.json().catch(() => null);
   if (data && typeof data.success === 'boolean') return data;
   return { success: false, message: (data && (data.message || data.error)) || `HTTP ${res.status} ${res.statusText}` };
