@@ -18,6 +18,7 @@ use spec_embed::{
 use spec_model::{ComponentSpecification, Link, UpdateReport};
 use spec_nats::LocalProvider;
 
+mod announce;
 mod backends;
 mod config;
 mod connection;
@@ -457,6 +458,9 @@ async fn run_with(
                 links: Vec::new(),
             };
             let stored = host.store_component_spec(id, spec).await?;
+            if let Some(update) = &stored.update {
+                announce::links_deleted(backends, &update.removed).await;
+            }
             out.stored(id, &stored);
         }
         Command::Spec(SpecCommand::Delete { id }) => {
@@ -464,13 +468,23 @@ async fn run_with(
             out.spec_deleted(id, &deleted);
         }
         Command::Link(LinkCommand::Put(args)) => {
-            let put = host.put_link(args.to_link()).await?;
+            let link = args.to_link();
+            let put = host.put_link(link.clone()).await?;
+            if put.outcome != spec_model::PutOutcome::Unchanged {
+                announce::link_set(backends, &link).await;
+            }
             out.link_put(&args.source, &put);
         }
         Command::Link(LinkCommand::Del(a)) => {
             let del = host
                 .delete_link(&a.source, &a.namespace, &a.package, Some(&a.name))
                 .await?;
+            if del.removed.is_empty() {
+                announce::link_name_deleted(backends, &a.source, &a.namespace, &a.package, &a.name)
+                    .await;
+            } else {
+                announce::links_deleted(backends, &del.removed).await;
+            }
             out.link_deleted(&del);
         }
         Command::Link(LinkCommand::List) => {

@@ -1,8 +1,10 @@
 //! Support for the end-to-end tests: paths of the built guests, hosts
 //! started over in-memory backends or a nats-server, wasmCloud's control
-//! client, and ([`secure`]) secured nats-servers.
+//! client, ([`secure`]) secured nats-servers and ([`wasmcloud`]) the real
+//! wasmCloud v1.9 host as a child process.
 
 pub mod secure;
+pub mod wasmcloud;
 
 use std::sync::{Arc, OnceLock};
 
@@ -351,4 +353,25 @@ pub fn kv_link(
         .target_config(target_config.iter().map(|s| s.to_string()).collect())
         .build()
         .expect("a complete link")
+}
+
+/// Answers `host.ping` on `lattice` as a wasmCloud v1.9 host does, until
+/// the task is aborted: what tells a `spec-host serve` that the lattice has
+/// hosts that write blindly (its guard of acknowledged links then acts).
+pub async fn wasmcloud_presence(url: &str, lattice: &str) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    let client = async_nats::connect(url).await.expect("connects");
+    let mut pings = client
+        .subscribe(format!("wasmbus.ctl.v1.{lattice}.host.ping"))
+        .await
+        .expect("subscribes");
+    client.flush().await.expect("flushes");
+    tokio::spawn(async move {
+        while let Some(msg) = pings.next().await {
+            if let Some(reply) = msg.reply {
+                let body = bytes::Bytes::from_static(br#"{"success":true,"message":""}"#);
+                let _ = client.publish(reply, body).await;
+            }
+        }
+    })
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use spec_e2e::wasmcloud::{self, WasmCloud};
 use spec_e2e::{ctl_client, kv_link, nats, plugin, put_link_ok, serve, Nats};
 use spec_embed::{PluginLimits, SpecHost};
 use spec_lattice::serve::ctl::{self, LinkOp};
@@ -25,57 +26,8 @@ use spec_lattice::serve::{status::PluginInfo, Service};
 use spec_nats::{Lattice, LatticeOptions, LocalProvider};
 use wasmcloud_control_interface::{Client as CtlClient, Link};
 
-/// The wasmCloud v1.9 host, killed on drop.
-struct WasmCloud {
-    child: std::process::Child,
-}
-
-impl Drop for WasmCloud {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wasmcloud_binary() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("WASMCLOUD_HOST_BIN") {
-        return path.into();
-    }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/wasmcloud/release/wasmcloud-v19-host");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with ./run.sh wasmcloud-host",
-        path.display()
-    );
-    path
-}
-
 async fn start_wasmcloud(url: &str, lattice: &str) -> WasmCloud {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(wasmcloud_binary())
-        .args(["--nats", url, "--lattice", lattice])
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the wasmCloud host starts");
-    let stdout = child.stdout.take().expect("piped");
-    let line = tokio::task::spawn_blocking(move || {
-        let mut reader = std::io::BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        std::mem::forget(reader);
-        line
-    });
-    let line = tokio::time::timeout(Duration::from_secs(60), line)
-        .await
-        .expect("ready within a minute")
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    WasmCloud { child }
+    wasmcloud::start(url, lattice, &[]).await
 }
 
 fn link(source: &str, target: &str, name: &str) -> Link {
@@ -369,10 +321,13 @@ async fn a_purge_written_by_other_tools_is_applied_by_spec_host_and_ignored_by_v
         .unwrap();
     m.spec_host_holds("old", 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let kept = m.wasmcloud_links().await;
     eprintln!(
         "INTEROP purge: spec-host table 0 links, wasmCloud v1.9 table {} link(s)",
-        m.wasmcloud_links().await.len()
+        kept.len()
     );
+    // What README states: v1.9 keeps the purged spec's links.
+    assert_eq!(kept, vec![link("old", "kv", "default")]);
 }
 
 #[tokio::test]

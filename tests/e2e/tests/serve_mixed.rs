@@ -2,11 +2,11 @@
 //! checked without a wasmCloud host (the interop suite runs the real one):
 //! v1.9's replies, id-addressed `linkdefs.put`/`linkdefs.del` and events
 //! for every request answered, no provider told a change twice by one host,
-//! the config protocol, spec deletes that v1.9 hosts also apply, and
-//! acknowledged links put back after a blind write.
+//! the config protocol, and spec deletes that v1.9 hosts also apply. The
+//! guard of acknowledged links has its own suite (`serve_guard`).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -218,145 +218,5 @@ async fn a_deleted_spec_is_first_written_without_links() {
         second.operation,
         async_nats::jetstream::kv::Operation::Delete
     );
-    served.stop().await.unwrap();
-}
-
-/// Answers `host.ping` as a wasmCloud host does: what tells spec-host that
-/// the lattice has hosts that write blindly.
-async fn fake_wasmcloud_host(url: &str, lattice: &str) -> tokio::task::JoinHandle<()> {
-    let client = async_nats::connect(url).await.unwrap();
-    let mut pings = client
-        .subscribe(format!("wasmbus.ctl.v1.{lattice}.host.ping"))
-        .await
-        .unwrap();
-    client.flush().await.unwrap();
-    tokio::spawn(async move {
-        while let Some(msg) = pings.next().await {
-            if let Some(reply) = msg.reply {
-                let _ = client
-                    .publish(
-                        reply,
-                        Bytes::from_static(br#"{"success":true,"message":""}"#),
-                    )
-                    .await;
-            }
-        }
-    })
-}
-
-/// A second link of `source`, to `kv-b` under the name `other`.
-fn other_link(source: &str) -> Link {
-    kv_link(source, "kv-b", "other", &[])
-}
-
-/// Waits (10 s at most) until `source`'s stored spec mentions `kv-b`
-/// again: the guard put the dropped link back.
-async fn wait_put_back(specs: &async_nats::jetstream::kv::Store, source: &str) {
-    let started = Instant::now();
-    loop {
-        let now = specs
-            .get(format!("COMPONENT_{source}"))
-            .await
-            .unwrap()
-            .unwrap();
-        if String::from_utf8_lossy(&now).contains("kv-b") {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the dropped link of {source} was not put back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test]
-async fn an_acknowledged_link_dropped_by_a_blind_write_is_put_back() {
-    let n = nats().await;
-    let url = n.server.url();
-    let _wasmcloud = fake_wasmcloud_host(&url, "blind").await;
-    let served = serve(&url, "blind", &[], None).await;
-    // The census has seen the wasmCloud host: the guard is on.
-    let started = Instant::now();
-    while served.service.census().wasmcloud_hosts == 0 {
-        assert!(started.elapsed() < Duration::from_secs(10), "no census");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let client = ctl_client(&url, "blind").await;
-    let specs = served.service.lattice.specs.clone();
-    put_link_ok(&client, link("app", "kv-a", &[])).await;
-    let before = specs.get("COMPONENT_app").await.unwrap().unwrap();
-    put_link_ok(&client, other_link("app")).await;
-    // A v1.9 host that read the spec before the second put writes it back
-    // blindly: the acknowledged link to kv-b is gone from the store.
-    specs.put("COMPONENT_app", before.clone()).await.unwrap();
-    wait_put_back(&specs, "app").await;
-    assert!(
-        served
-            .service
-            .guard
-            .restored
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    );
-    // A link deleted (with its event) and then dropped stays deleted.
-    client
-        .delete_link("app", "other", "wasi", "keyvalue")
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
-    assert!(!String::from_utf8_lossy(&now).contains("kv-b"));
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&now).contains("kv-b"),
-        "resurrected"
-    );
-    served.stop().await.unwrap();
-}
-
-#[tokio::test]
-async fn links_acknowledged_before_the_first_census_are_guarded_too() {
-    // The load starts the moment the host serves, before it has taken its
-    // first census: its guard must not ignore those acknowledgements.
-    let n = nats().await;
-    let url = n.server.url();
-    let _wasmcloud = fake_wasmcloud_host(&url, "early").await;
-    let client = ctl_client(&url, "early").await;
-    let served = serve(&url, "early", &[], None).await;
-    put_link_ok(&client, link("early", "kv-a", &[])).await;
-    let specs = served.service.lattice.specs.clone();
-    let before = specs.get("COMPONENT_early").await.unwrap().unwrap();
-    put_link_ok(&client, other_link("early")).await;
-    specs.put("COMPONENT_early", before).await.unwrap();
-    // (The census takes a few hundred milliseconds: it is not taken yet.)
-    eprintln!("census taken: {}", served.service.census().taken);
-    wait_put_back(&specs, "early").await;
-    served.stop().await.unwrap();
-}
-
-#[tokio::test]
-async fn without_wasmcloud_hosts_the_guard_stays_out_of_the_way() {
-    // A lattice of spec-hosts only: a link dropped by someone writing the
-    // bucket directly is not put back (no host writes blindly; acting on
-    // absence could bring back a deleted link whose event was lost).
-    let n = nats().await;
-    let url = n.server.url();
-    let served = serve(&url, "pure", &[], None).await;
-    let client = ctl_client(&url, "pure").await;
-    put_link_ok(&client, link("app", "kv-a", &[])).await;
-    let specs = served.service.lattice.specs.clone();
-    specs
-        .put(
-            "COMPONENT_app",
-            Bytes::from_static(br#"{"url":"","links":[]}"#),
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let now = specs.get("COMPONENT_app").await.unwrap().unwrap();
-    assert_eq!(now.as_ref(), br#"{"url":"","links":[]}"#);
-    assert_eq!(served.service.census().wasmcloud_hosts, 0);
     served.stop().await.unwrap();
 }

@@ -66,6 +66,10 @@ pub struct Status {
     /// dropped them.
     #[serde(default)]
     pub links_restored: u64,
+    /// wasmCloud hosts the last census saw (answering `host.ping`): while
+    /// there are any, the guard of acknowledged links acts.
+    #[serde(default)]
+    pub wasmcloud_hosts: usize,
     /// Plugin faults (traps, limit hits) in requests and table changes.
     #[serde(default)]
     pub faults: u64,
@@ -132,6 +136,7 @@ pub fn current(service: &Service) -> Status {
         pending_changes: pending,
         caught_up,
         links_restored: service.guard.restored.load(Ordering::Relaxed),
+        wasmcloud_hosts: service.census().wasmcloud_hosts,
         faults: service.faults(),
         rollout: service.rollout().map(|mut r| {
             // The live shadow's findings, not the last recorded ones.

@@ -166,6 +166,12 @@ impl Printer {
                 s.swaps,
                 s.faults
             );
+            if s.wasmcloud_hosts > 0 || s.links_restored > 0 {
+                println!(
+                    "  beside {} wasmCloud host(s): {} acknowledged link(s) put back after blind writes",
+                    s.wasmcloud_hosts, s.links_restored
+                );
+            }
             if let Some(r) = &s.rollout {
                 println!(
                     "  rollout: {:?}{}{}",

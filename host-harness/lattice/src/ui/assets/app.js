@@ -776,7 +776,7 @@ function renderConfigs() {
 }
 
 const KNOWN_HOST_FIELDS = new Set(['host_id', 'lattice', 'bucket', 'plugin', 'providers', 'links', 'components', 'uptime_secs',
-  'requests_ok', 'requests_failed', 'swaps', 'busy', 'in_flight', 'pool_size', 'pending_changes', 'caught_up', 'links_restored', 'rollout']);
+  'requests_ok', 'requests_failed', 'swaps', 'busy', 'in_flight', 'pool_size', 'pending_changes', 'caught_up', 'links_restored', 'wasmcloud_hosts', 'rollout']);
 
 const fmt = (v) => (v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 function uptime(s) {
@@ -808,6 +808,7 @@ function renderHosts() {
         ['pending changes', el('span', { class: h.pending_changes ? 'warn-text' : '' }, fmt(h.pending_changes))],
         ['caught up', el('span', { class: h.caught_up === false ? 'warn-text' : '' }, fmt(h.caught_up))],
         ['links restored', fmt(h.links_restored)],
+        ['wasmCloud hosts seen', fmt(h.wasmcloud_hosts)],
         ['swaps', fmt(h.swaps)],
         ['uptime', uptime(h.uptime_secs)],
       ]),
