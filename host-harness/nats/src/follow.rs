@@ -17,11 +17,15 @@
 //! the watch is re-created after a server restart and replays from its last
 //! position.
 //!
-//! A change whose apply failed with a plugin fault (a trap, a limit) is not
-//! lost and does not hold up the others: it waits, per id, and is tried
-//! again with a doubling backoff (0.1 s … 5 s) on a fresh instance — or on
-//! a new build after a swap — until it applies. A newer change of the same
-//! id replaces it. Only then is it counted as applied.
+//! A change whose apply failed with a plugin fault (a trap, a limit), or
+//! that the owner dropped unanswered, is not lost: it waits, per id, and is
+//! tried again with a doubling backoff (0.1 s … 5 s) on a fresh instance —
+//! or on a new build after a swap — until it applies. A newer change of the
+//! same id replaces it. Only then is it counted as applied, and until then
+//! the host does not report itself caught up. Every try runs on this loop
+//! and holds up the changes behind it for as long as it takes (at most the
+//! call's deadline): a change that keeps failing on one build is tried
+//! there a few times, then once a minute, and at once after a swap.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,7 +215,7 @@ impl Follower {
                         break;
                     }
                     () = retry => {
-                        for change in parked.take_due() {
+                        for change in parked.take_due(&self.host.plugin_version()) {
                             let seen = SpecChange {
                                 id: change.id.clone(),
                                 deleted: change.value.is_none(),
@@ -312,10 +316,11 @@ impl Follower {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(key = %change.key(), revision = change.revision, error = %e, "the plugin refused the spec change; skipped");
             }
-            Err(CallError::Stopped) => {}
+            // The owner dropped the call without an answer: not applied,
+            // so it waits like a fault rather than being lost.
             Err(e) => {
                 stats.retried.fetch_add(1, Ordering::Relaxed);
-                let wait = parked.park(change.clone());
+                let wait = parked.park(change.clone(), self.host.plugin_version());
                 tracing::warn!(key = %change.key(), revision = change.revision, error = %error_chain(&e), retry_in = ?wait, "spec change not applied; will try again");
             }
         }
@@ -355,11 +360,39 @@ impl Change {
     }
 }
 
+/// Tries of one change on one build before it waits for another build (a
+/// fault repeats on the same input and build; a deadline may not).
+const TRIES_PER_BUILD: u32 = 4;
+
+/// Between tries of a change that used up [`TRIES_PER_BUILD`] on the
+/// running build: checked without a plugin call every [`MAX_BACKOFF`],
+/// tried again at once after a swap, and on the same build this often.
+const SAME_BUILD_AGAIN: Duration = Duration::from_secs(60);
+
+/// The longest wait between two looks at a parked change.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// One change waiting to be tried again.
+struct Waiting {
+    change: Change,
+    /// Tries so far (for the backoff).
+    tries: u32,
+    due: tokio::time::Instant,
+    /// The build it last failed on, and how often on it.
+    build: String,
+    tries_on_build: u32,
+    last_try: tokio::time::Instant,
+}
+
 /// Changes waiting to be tried again: at most one per id (the newest), with
-/// when and how often.
+/// when and how often. Each try runs on the follower's loop and holds up
+/// the changes behind it for as long as it takes (at most the call's
+/// deadline), so a change that keeps failing on one build is tried there
+/// [`TRIES_PER_BUILD`] times, then once per [`SAME_BUILD_AGAIN`], and again
+/// at once when another build runs.
 #[derive(Default)]
 struct Parked {
-    waiting: HashMap<String, (Change, u32, tokio::time::Instant)>,
+    waiting: HashMap<String, Waiting>,
 }
 
 impl Parked {
@@ -371,7 +404,7 @@ impl Parked {
     fn is_superseded(&self, change: &Change) -> bool {
         self.waiting
             .get(&change.id)
-            .is_some_and(|(waiting, ..)| waiting.revision > change.revision)
+            .is_some_and(|w| w.change.revision > change.revision)
     }
 
     /// The change (or a newer one of its id) is done with.
@@ -379,39 +412,98 @@ impl Parked {
         if self
             .waiting
             .get(&change.id)
-            .is_some_and(|(waiting, ..)| waiting.revision <= change.revision)
+            .is_some_and(|w| w.change.revision <= change.revision)
         {
             self.waiting.remove(&change.id);
         }
     }
 
-    /// Keeps `change` to try again; returns the wait before the next try.
-    fn park(&mut self, change: Change) -> Duration {
-        let tries = self
-            .waiting
-            .get(&change.id)
-            .map_or(0, |(_, tries, _)| tries + 1);
-        let wait = Duration::from_millis(100 << tries.min(6)).min(Duration::from_secs(5));
-        let due = tokio::time::Instant::now() + wait;
-        self.waiting.insert(change.id.clone(), (change, tries, due));
+    /// Keeps `change`, which failed on `build`; returns the wait before the
+    /// next look at it.
+    fn park(&mut self, change: Change, build: String) -> Duration {
+        let (tries, tries_on_build) = match self.waiting.get(&change.id) {
+            Some(w) if w.build == build => (w.tries + 1, w.tries_on_build + 1),
+            Some(w) => (w.tries + 1, 1),
+            None => (0, 1),
+        };
+        let wait = Duration::from_millis(100 << tries.min(6)).min(MAX_BACKOFF);
+        let now = tokio::time::Instant::now();
+        self.waiting.insert(
+            change.id.clone(),
+            Waiting {
+                change,
+                tries,
+                due: now + wait,
+                build,
+                tries_on_build,
+                last_try: now,
+            },
+        );
         wait
     }
 
     fn next_due(&self) -> Option<tokio::time::Instant> {
-        self.waiting.values().map(|(_, _, due)| *due).min()
+        self.waiting.values().map(|w| w.due).min()
     }
 
-    /// The changes due now, oldest revision first. They stay parked (with
-    /// their try count) until they settle.
-    fn take_due(&mut self) -> Vec<Change> {
+    /// The changes to try now on `build`, oldest revision first. They stay
+    /// parked (with their try counts) until they settle. One that used up
+    /// its tries on `build` is looked at again later, without a try.
+    fn take_due(&mut self, build: &str) -> Vec<Change> {
         let now = tokio::time::Instant::now();
-        let mut due: Vec<Change> = self
-            .waiting
-            .values()
-            .filter(|(_, _, at)| *at <= now)
-            .map(|(c, ..)| c.clone())
-            .collect();
+        let mut due = Vec::new();
+        for w in self.waiting.values_mut() {
+            if w.due > now {
+                continue;
+            }
+            let used_up = w.build == build && w.tries_on_build >= TRIES_PER_BUILD;
+            if used_up && now.duration_since(w.last_try) < SAME_BUILD_AGAIN {
+                w.due = now + MAX_BACKOFF;
+                continue;
+            }
+            due.push(w.change.clone());
+        }
         due.sort_by_key(|c| c.revision);
         due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(id: &str, revision: u64) -> Change {
+        Change {
+            id: id.into(),
+            revision,
+            value: Some(b"{}".to_vec()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_failing_on_one_build_is_tried_there_a_few_times_then_waits_for_another() {
+        let mut parked = Parked::default();
+        let mut tries_on_a = 0;
+        // Ten minutes of looking at it on build A.
+        for _ in 0..600 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            for c in parked.take_due("A") {
+                tries_on_a += 1;
+                parked.park(c, "A".into());
+            }
+            if parked.len() == 0 {
+                parked.park(change("poison", 7), "A".into());
+                tries_on_a += 1;
+            }
+        }
+        // Four tries, then one a minute.
+        assert!(
+            tries_on_a <= TRIES_PER_BUILD + 11,
+            "{tries_on_a} tries on one build"
+        );
+        assert!(tries_on_a >= TRIES_PER_BUILD, "{tries_on_a}");
+        // Another build: tried within the longest backoff.
+        tokio::time::advance(MAX_BACKOFF).await;
+        assert_eq!(parked.take_due("B").len(), 1);
     }
 }

@@ -149,7 +149,14 @@ async fn a_full_admission_answers_busy_at_once() {
     let served = serve_faulty(&url, "busy", &dir, Duration::from_secs(2), Some(1)).await;
     // The one place is taken by a call that loops until its deadline.
     let looping = put_poison_loop(&url, "busy").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken = Instant::now();
+    while served.service.in_flight() == 0 {
+        assert!(
+            taken.elapsed() < Duration::from_secs(10),
+            "the looping call never came in"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let client = ctl_client(&url, "busy").await;
     let started = Instant::now();
     let reply = client.get_links().await.unwrap();

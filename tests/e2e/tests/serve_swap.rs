@@ -4,6 +4,7 @@
 //! plugin keeps serving.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats_039 as nats039;
@@ -98,7 +99,20 @@ async fn a_swap_under_load_fails_no_request_and_keeps_the_table() {
 
     // A component of another world: refused, the alt build keeps serving.
     install(WRONG_WIT_GUEST_WASM, &plugin_file);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    while served
+        .service
+        .counters
+        .swaps_refused
+        .load(Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the build of another world was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let status = wait_for_version(&raw, "swap", &format!("{}+alt", before.version)).await;
     assert_eq!(status.swaps, 1);
     // And it still answers.

@@ -72,12 +72,18 @@ async fn attempt(service: &Service, engine: &Arc<PluginEngine>, path: &PathBuf) 
             "plugin swapped"
         ),
         Ok(Reloaded::Unchanged) => tracing::debug!("plugin file unchanged"),
-        Err(e) => tracing::error!(
-            path = %path.display(),
-            error = %error_chain(e.as_ref()),
-            running = %before.version,
-            "new plugin refused; the running one keeps serving"
-        ),
+        Err(e) => {
+            service
+                .counters
+                .swaps_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                path = %path.display(),
+                error = %error_chain(e.as_ref()),
+                running = %before.version,
+                "new plugin refused; the running one keeps serving"
+            )
+        }
     }
 }
 

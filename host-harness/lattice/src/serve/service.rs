@@ -43,6 +43,8 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// Plugin swaps.
     pub swaps: AtomicU64,
+    /// New builds refused at a swap (the running one kept serving).
+    pub swaps_refused: AtomicU64,
     /// Requests answered "busy" (admission full).
     pub busy: AtomicU64,
     /// Link requests the plugin failed with a fault (a trap, a limit hit):

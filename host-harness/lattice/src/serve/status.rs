@@ -45,6 +45,9 @@ pub struct Status {
     pub requests_failed: u64,
     /// Plugin swaps done.
     pub swaps: u64,
+    /// New builds refused at a swap (the running one kept serving).
+    #[serde(default)]
+    pub swaps_refused: u64,
     /// Requests answered "busy" because admission was full.
     #[serde(default)]
     pub busy: u64,
@@ -115,9 +118,12 @@ pub fn current(service: &Service) -> Status {
     let pending = follow
         .as_ref()
         .map_or(0, |s| s.pending.load(Ordering::Relaxed));
+    // Caught up: the first watch delivered the whole bucket, and no change
+    // waits to be tried again (the table lacks it until then).
     let caught_up = follow
         .as_ref()
-        .is_some_and(|s| s.caught_up.load(Ordering::Relaxed));
+        .is_some_and(|s| s.caught_up.load(Ordering::Relaxed))
+        && pending == 0;
     Status {
         host_id: service.host_id.clone(),
         lattice: service.lattice.options.lattice.clone(),
@@ -130,6 +136,7 @@ pub fn current(service: &Service) -> Status {
         requests_ok: service.counters.ok.load(Ordering::Relaxed),
         requests_failed: service.counters.failed.load(Ordering::Relaxed),
         swaps: service.counters.swaps.load(Ordering::Relaxed),
+        swaps_refused: service.counters.swaps_refused.load(Ordering::Relaxed),
         busy: service.counters.busy.load(Ordering::Relaxed),
         in_flight: service.in_flight(),
         pool_size: service.host.pool_load().0,

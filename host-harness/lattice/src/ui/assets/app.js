@@ -776,7 +776,7 @@ function renderConfigs() {
 }
 
 const KNOWN_HOST_FIELDS = new Set(['host_id', 'lattice', 'bucket', 'plugin', 'providers', 'links', 'components', 'uptime_secs',
-  'requests_ok', 'requests_failed', 'swaps', 'busy', 'in_flight', 'pool_size', 'pending_changes', 'caught_up', 'links_restored', 'wasmcloud_hosts', 'rollout']);
+  'requests_ok', 'requests_failed', 'swaps', 'swaps_refused', 'busy', 'in_flight', 'pool_size', 'pending_changes', 'caught_up', 'links_restored', 'wasmcloud_hosts', 'rollout']);
 
 const fmt = (v) => (v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 function uptime(s) {
@@ -809,7 +809,7 @@ function renderHosts() {
         ['caught up', el('span', { class: h.caught_up === false ? 'warn-text' : '' }, fmt(h.caught_up))],
         ['links restored', fmt(h.links_restored)],
         ['wasmCloud hosts seen', fmt(h.wasmcloud_hosts)],
-        ['swaps', fmt(h.swaps)],
+        ['swaps (refused)', `${fmt(h.swaps)} (${fmt(h.swaps_refused)})`],
         ['uptime', uptime(h.uptime_secs)],
       ]),
       rollout,
