@@ -108,6 +108,8 @@ struct CallState {
     granted: u32,
     in_host: Duration,
     cas_losses: u32,
+    /// How long the backend call the deadline cut off had waited.
+    stalled: Option<Duration>,
 }
 
 impl CallState {
@@ -121,6 +123,7 @@ impl CallState {
             granted: 0,
             in_host: Duration::ZERO,
             cas_losses: 0,
+            stalled: None,
         }
     }
 }
@@ -185,6 +188,12 @@ impl SpecCtx {
             .saturating_sub(self.call.in_host)
     }
 
+    /// When the current call's deadline cut off a backend call: how long
+    /// that call had waited.
+    pub fn stalled_backend_call(&self) -> Option<Duration> {
+        self.call.stalled
+    }
+
     /// Import calls made in the current call.
     pub fn imports_made(&self) -> u32 {
         self.call.imports
@@ -235,9 +244,10 @@ impl SpecCtx {
     ) -> Result<T, CallLimit> {
         let since = Instant::now();
         let out = match left {
-            Some(left) => tokio::time::timeout(left, work)
-                .await
-                .map_err(|_| CallLimit::Deadline(self.limits.map(|l| l.deadline).unwrap_or(left))),
+            Some(left) => tokio::time::timeout(left, work).await.map_err(|_| {
+                self.call.stalled = Some(since.elapsed());
+                CallLimit::Deadline(self.limits.map(|l| l.deadline).unwrap_or(left))
+            }),
             None => Ok(work.await),
         };
         self.call.in_host += since.elapsed();

@@ -36,12 +36,17 @@ pub enum CallError {
     },
     /// The call ran past its wall-clock deadline (waiting on the store
     /// included) and was stopped.
-    #[error("plugin call {call} ran past its deadline of {limit:?}")]
+    #[error("plugin call {call} ran past its deadline of {limit:?}{}", stalled_note(*.stalled))]
     Deadline {
         /// The exported function called.
         call: &'static str,
         /// The deadline.
         limit: Duration,
+        /// When the deadline cut off a backend call (an import) in
+        /// progress: how long that one call had waited. A backend call that
+        /// held most of the deadline is the backend's slowness, not the
+        /// plugin's fault ([`CallError::is_backend_stall`]).
+        stalled: Option<Duration>,
     },
     /// The call made more import calls than allowed (a plugin looping over
     /// its imports) and was stopped.
@@ -96,17 +101,32 @@ impl CallError {
         }
     }
 
-    /// True when the plugin misbehaved (trap or limit), as opposed to
-    /// answering with an error.
+    /// True when the plugin misbehaved (trap, CPU budget, memory cap,
+    /// import cap, or a deadline spent by its own doing), as opposed to
+    /// answering with an error or waiting on a slow backend.
     pub fn is_plugin_fault(&self) -> bool {
-        matches!(
-            self,
+        match self {
             CallError::CpuLimit { .. }
-                | CallError::MemoryLimit { .. }
-                | CallError::Deadline { .. }
-                | CallError::ImportLimit { .. }
-                | CallError::Trap { .. }
-        )
+            | CallError::MemoryLimit { .. }
+            | CallError::ImportLimit { .. }
+            | CallError::Trap { .. } => true,
+            CallError::Deadline { .. } => !self.is_backend_stall(),
+            _ => false,
+        }
+    }
+
+    /// True when the deadline was spent waiting on one backend call (a
+    /// store or a notifier that stalled, e.g. NATS unreachable): at least
+    /// half the deadline in that call.
+    pub fn is_backend_stall(&self) -> bool {
+        match self {
+            CallError::Deadline {
+                limit,
+                stalled: Some(waited),
+                ..
+            } => *waited * 2 >= *limit,
+            _ => false,
+        }
     }
 }
 
@@ -152,4 +172,12 @@ pub enum LoadError {
         #[source]
         source: BoxError,
     },
+}
+
+/// The tail of a deadline's message: the backend call it cut off, if any.
+fn stalled_note(stalled: Option<Duration>) -> String {
+    match stalled {
+        Some(waited) => format!(", cutting off a backend call that had waited {waited:?}"),
+        None => String::new(),
+    }
 }

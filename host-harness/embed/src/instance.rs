@@ -211,11 +211,16 @@ impl Instance {
         let grace = self.limits.deadline + Duration::from_secs(1);
         let out = tokio::time::timeout(grace, f(&self.plugin, &mut self.store)).await;
         match out {
+            // Only a backend that ignores the deadline gets here.
             Err(_) => Err(CallError::Deadline {
                 call: name,
                 limit: self.limits.deadline,
+                stalled: Some(grace),
             }),
-            Ok(Err(trap)) => Err(classify(&self.limits, name, trap)),
+            Ok(Err(trap)) => {
+                let stalled = self.store.data().spec.stalled_backend_call();
+                Err(classify(&self.limits, name, trap, stalled))
+            }
             Ok(Ok(answer)) => {
                 self.poisoned = false;
                 answer.map_err(CallError::Spec)
@@ -238,7 +243,12 @@ impl Instance {
 }
 
 /// Turns a wasmtime error out of a call into the matching [`CallError`].
-fn classify(limits: &PluginLimits, call: &'static str, err: wasmtime::Error) -> CallError {
+fn classify(
+    limits: &PluginLimits,
+    call: &'static str,
+    err: wasmtime::Error,
+    stalled: Option<Duration>,
+) -> CallError {
     if err.downcast_ref::<CpuBudgetExceeded>().is_some() {
         CallError::CpuLimit {
             call,
@@ -254,6 +264,7 @@ fn classify(limits: &PluginLimits, call: &'static str, err: wasmtime::Error) -> 
             CallLimit::Deadline(limit) => CallError::Deadline {
                 call,
                 limit: *limit,
+                stalled,
             },
             CallLimit::Imports(cap) => CallError::ImportLimit { call, cap: *cap },
         }

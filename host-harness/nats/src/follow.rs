@@ -55,9 +55,12 @@ pub struct FollowStats {
     /// Values that did not decode (or that the plugin refused): logged with
     /// their key, never retried.
     pub failed: AtomicU64,
-    /// Applies that failed with a plugin fault (trap, limit) and were tried
-    /// again later.
+    /// Applies that failed (a plugin fault, a stalled backend, a call
+    /// dropped) and were tried again later.
     pub retried: AtomicU64,
+    /// Of those, the plugin's faults (trap, CPU budget, memory cap, import
+    /// cap, its own deadline): what a rollout holds against a build.
+    pub faults: AtomicU64,
     /// Changes waiting to be tried again now (one per id at most).
     pub pending: AtomicU64,
     /// Times the watch was (re)established.
@@ -320,6 +323,9 @@ impl Follower {
             // so it waits like a fault rather than being lost.
             Err(e) => {
                 stats.retried.fetch_add(1, Ordering::Relaxed);
+                if e.is_plugin_fault() {
+                    stats.faults.fetch_add(1, Ordering::Relaxed);
+                }
                 let wait = parked.park(change.clone(), self.host.plugin_version());
                 tracing::warn!(key = %change.key(), revision = change.revision, error = %error_chain(&e), retry_in = ?wait, "spec change not applied; will try again");
             }

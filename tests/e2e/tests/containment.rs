@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use spec_e2e::{
-    engine, load, start, start_with, PLUGIN_ALT_WASM, PLUGIN_FOREIGN_WASM, TRAP_GUEST_WASM,
+    engine, load, plugin, start, start_with, PLUGIN_ALT_WASM, PLUGIN_FOREIGN_WASM, TRAP_GUEST_WASM,
 };
 use spec_embed::cache::Lookup;
 use spec_embed::{CallError, LoadError, PluginLimits, SpecError};
@@ -112,7 +112,25 @@ async fn a_loop_over_slow_imports_is_cut_off_by_the_deadline() {
         matches!(err, CallError::Deadline { limit, .. } if limit == Duration::from_millis(600)),
         "{err:?}"
     );
+    // The plugin's doing: each store call was quick, there were many.
+    assert!(err.is_plugin_fault() && !err.is_backend_stall(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn a_deadline_spent_waiting_on_a_stalled_store_is_not_the_plugin_s_fault() {
+    // One store call that never answers in time (NATS unreachable, a
+    // leader election): the deadline stops the call, and the fault is the
+    // backend's — what a rollout must not hold against a build.
+    let mut tight = limits();
+    tight.deadline = Duration::from_millis(600);
+    let h = start_with(plugin(), &[], tight).await;
+    h.kv.set_latency(Duration::from_secs(3));
+    let err = h.host.get_component_spec("any").await.unwrap_err();
+    assert!(matches!(err, CallError::Deadline { .. }), "{err:?}");
+    assert!(err.is_backend_stall(), "{err}");
+    assert!(!err.is_plugin_fault(), "{err}");
+    assert!(err.to_string().contains("backend call"), "{err}");
 }
 
 #[tokio::test]

@@ -231,12 +231,14 @@ impl Service {
         *self.shadow.write().unwrap_or_else(|p| p.into_inner()) = shadow;
     }
 
-    /// Plugin faults so far: failed requests and changes the table could
-    /// not apply (tried again later).
+    /// Plugin faults so far, in requests and in table changes (each try of
+    /// a change counts).
     pub fn faults(&self) -> u64 {
+        // Plugin faults only: a deadline spent waiting on NATS, or a retry
+        // after one, is the backend's, not the build's.
         let follower = self
             .follow_stats()
-            .map_or(0, |s| s.retried.load(Ordering::Relaxed));
+            .map_or(0, |s| s.faults.load(Ordering::Relaxed));
         self.counters.faults.load(Ordering::Relaxed) + follower
     }
 }
