@@ -37,8 +37,10 @@ fn workspace_root() -> PathBuf {
 }
 
 fn target_root(root: &Path) -> PathBuf {
+    // A relative CARGO_TARGET_DIR is taken from the workspace root (where
+    // the guests are built from), not from this build script's directory.
     std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+        .map(|dir| root.join(dir))
         .unwrap_or_else(|| root.join("target"))
         .join("wasm")
 }

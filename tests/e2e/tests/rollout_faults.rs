@@ -1,7 +1,9 @@
 //! What a rollout holds against a build: the plugin's own faults, not the
 //! time its calls spent waiting on a NATS that stalled. A good build whose
 //! watch window meets a stalled nats-server (SIGSTOP, longer than the call
-//! deadline) under load settles; it is not rolled back.
+//! deadline) under load settles; it is not rolled back. And which hosts a
+//! rollout waits for: one that answers the census late or "busy" has not
+//! left.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -140,5 +142,53 @@ async fn a_nats_stall_in_the_watch_window_does_not_roll_back_a_good_build() {
     assert_eq!(end, Phase::Settled, "a good build was rolled back");
     assert_eq!(served.service.plugin_info().digest, alt);
     assert!(acked.load(Ordering::Relaxed) > 0);
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_host_that_answers_the_census_busy_or_late_is_not_taken_for_gone() {
+    // A rollout's next batch waits for the hosts before it unless they have
+    // left; a host too loaded to report, or one reply late, has not.
+    let n = nats().await;
+    let url = n.server.url();
+    let served = serve_with(&url, "census", ServeOptions::default()).await;
+    let responder = async_nats::connect(&url).await.unwrap();
+    let mut asked = responder
+        .subscribe(spec_nats::subjects::status("census"))
+        .await
+        .unwrap();
+    responder.flush().await.unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Some(msg) = futures::StreamExt::next(&mut asked).await {
+            // In time once, then always after the census stopped listening.
+            if !first {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            first = false;
+            if let Some(reply) = msg.reply {
+                let busy = bytes::Bytes::from_static(br#"{"host_id":"slowpoke","busy":true}"#);
+                let _ = responder.publish(reply, busy).await;
+            }
+        }
+    });
+    let started = Instant::now();
+    while !served.service.census().spec_hosts.contains("slowpoke") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a busy host was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Three more censuses, each answered late: still there.
+    let seen = Instant::now();
+    while seen.elapsed() < Duration::from_secs(6) {
+        assert!(
+            served.service.census().spec_hosts.contains("slowpoke"),
+            "taken for gone after {:?}",
+            seen.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     served.stop().await.unwrap();
 }

@@ -9,13 +9,14 @@
 //!   only then can a host write blindly, and only then does the guard of
 //!   acknowledged links act (`serve::guard`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use super::status::Reply;
 use super::Service;
 use spec_embed::backend::error_chain;
 
@@ -26,12 +27,18 @@ pub const EVERY: Duration = Duration::from_secs(2);
 /// missed now and then; a host that left stops counting after this).
 pub const REMEMBER: Duration = Duration::from_secs(60);
 
+/// How long a spec-host that answered status once (or said it was busy)
+/// still counts as serving: a host that answers one census late, or is too
+/// busy to report, has not left. One gone for longer has.
+pub const SPEC_HOST_GONE_AFTER: Duration = Duration::from_secs(10);
+
 /// The last census.
 #[derive(Clone, Debug, Default)]
 pub struct Census {
     /// Providers of every spec-host that answered status (this one too).
     pub spec_host_providers: HashSet<String>,
-    /// Ids of the spec-hosts that answered status.
+    /// Ids of the spec-hosts that answered status (or "busy") within
+    /// [`SPEC_HOST_GONE_AFTER`].
     pub spec_hosts: HashSet<String>,
     /// wasmCloud hosts that answered `host.ping` within [`REMEMBER`].
     pub wasmcloud_hosts: usize,
@@ -65,6 +72,8 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let client = service.lattice.client.clone();
     let mut last_wasmcloud: Option<Instant> = None;
     let mut seen_wasmcloud = 0;
+    // Spec-hosts by id: when last heard from, and their providers.
+    let mut spec_hosts: HashMap<String, (Instant, Vec<String>)> = HashMap::new();
     loop {
         let mut census = Census {
             taken: true,
@@ -73,16 +82,28 @@ pub async fn run(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
         census
             .spec_host_providers
             .extend(service.providers.iter().cloned());
-        match super::collect_status(&client, &options.lattice, Duration::from_millis(200)).await {
+        let wait = Duration::from_millis(200);
+        match super::status::collect_replies(&client, &options.lattice, wait).await {
             Ok(found) => {
-                census
-                    .spec_hosts
-                    .extend(found.iter().map(|s| s.host_id.clone()));
-                census
-                    .spec_host_providers
-                    .extend(found.into_iter().flat_map(|s| s.providers));
+                let now = Instant::now();
+                for reply in found {
+                    match reply {
+                        Reply::Status(s) => {
+                            spec_hosts.insert(s.host_id, (now, s.providers));
+                        }
+                        // Busy: there, with the providers it last reported.
+                        Reply::Busy(b) => {
+                            spec_hosts.entry(b.host_id).or_insert((now, Vec::new())).0 = now;
+                        }
+                    }
+                }
             }
             Err(e) => tracing::debug!(error = %error_chain(e.as_ref()), "census: status"),
+        }
+        spec_hosts.retain(|_, (seen, _)| seen.elapsed() < SPEC_HOST_GONE_AFTER);
+        for (id, (_, providers)) in &spec_hosts {
+            census.spec_hosts.insert(id.clone());
+            census.spec_host_providers.extend(providers.iter().cloned());
         }
         match ping(&client, &ping_subject, Duration::from_millis(200)).await {
             Ok(0) => {}

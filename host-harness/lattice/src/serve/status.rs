@@ -156,12 +156,32 @@ pub fn current(service: &Service) -> Status {
 }
 
 /// Asks every serving host of `lattice` for its status, collecting replies
-/// for `wait`.
+/// for `wait`; a host too busy to report is logged and left out.
 pub async fn collect_status(
     client: &async_nats::Client,
     lattice: &str,
     wait: std::time::Duration,
 ) -> anyhow::Result<Vec<Status>> {
+    let replies = collect_replies(client, lattice, wait).await?;
+    Ok(replies
+        .into_iter()
+        .filter_map(|reply| match reply {
+            Reply::Status(status) => Some(*status),
+            Reply::Busy(busy) => {
+                tracing::warn!(host = %busy.host_id, "host too busy to report its status");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Every reply to a status request within `wait`: statuses, and "busy"
+/// from hosts too loaded to report (they are there all the same).
+pub async fn collect_replies(
+    client: &async_nats::Client,
+    lattice: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<Reply>> {
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await?;
     client
@@ -176,10 +196,7 @@ pub async fn collect_status(
             continue;
         }
         match serde_json::from_slice::<Reply>(&msg.payload) {
-            Ok(Reply::Status(status)) => found.push(*status),
-            Ok(Reply::Busy(busy)) => {
-                tracing::warn!(host = %busy.host_id, "host too busy to report its status")
-            }
+            Ok(reply) => found.push(reply),
             Err(e) => tracing::warn!(error = %e, "undecodable status reply"),
         }
     }
