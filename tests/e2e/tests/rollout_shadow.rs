@@ -167,3 +167,55 @@ async fn a_build_that_cannot_read_the_table_is_refused() {
         Ok(_) => panic!("a build reading only format 99 took over the table"),
     }
 }
+
+#[tokio::test]
+async fn a_shadow_that_fell_behind_the_live_changes_takes_the_live_table_over_again() {
+    // The stream of live changes dropped some before the shadow saw them
+    // (it fell more than the stream's capacity behind). A shadow that only
+    // counts them keeps a table the live one no longer has, and an
+    // identical build then differs on every change of those ids.
+    let live = live().await;
+    let resyncs = Arc::new(shadow_of(&live, PLUGIN_ALT_WASM, vec![]).await.unwrap());
+    let counts_only = Arc::new(shadow_of(&live, PLUGIN_ALT_WASM, vec![]).await.unwrap());
+    let ids: Vec<String> = (0..10).map(|i| format!("lag{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let value = spec_model::json::encode_spec(&test_support::spec(
+            "",
+            vec![link(id, "prov", "default", &["store"])],
+        ));
+        let applied = live
+            .host
+            .apply_store_change(id, i as u64 + 1, Some(value))
+            .await
+            .unwrap();
+        assert!(applied.is_some());
+    }
+    resyncs.lagged(10, &live.host).await;
+    counts_only.skipped(10);
+    // Changes both see: each id's links removed.
+    let empty = spec_model::json::encode_spec(&test_support::spec("", Vec::new()));
+    for (i, id) in ids.iter().enumerate() {
+        let revision = 100 + i as u64;
+        let report = live
+            .host
+            .apply_store_change(id, revision, Some(empty.clone()))
+            .await
+            .unwrap();
+        assert_eq!(report.as_ref().map(|r| r.removed.len()), Some(1));
+        resyncs
+            .follow(id, revision, Some(empty.clone()), report.as_ref())
+            .await;
+        counts_only
+            .follow(id, revision, Some(empty.clone()), report.as_ref())
+            .await;
+    }
+    let taken_over = resyncs.report();
+    assert_eq!(taken_over.resynced, 1);
+    assert_eq!(taken_over.compared, 10);
+    assert_eq!(taken_over.unexpected, 0, "{:?}", taken_over.examples);
+    let stale = counts_only.report();
+    assert_eq!(
+        stale.unexpected, 10,
+        "the finding: a stale shadow table differs"
+    );
+}

@@ -233,7 +233,7 @@ impl Agent {
                 }
                 change = changes.recv() => match change {
                     Ok(c) => shadow.follow(&c.id, c.revision, c.value.as_deref().map(<[u8]>::to_vec), c.report.as_deref()).await,
-                    Err(broadcast::error::RecvError::Lagged(n)) => shadow.skipped(n),
+                    Err(broadcast::error::RecvError::Lagged(n)) => shadow.lagged(n, &self.service.host).await,
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
             }

@@ -455,4 +455,25 @@ impl Shadow {
     pub fn skipped(&self, n: u64) {
         lock(&self.report).skipped += n;
     }
+
+    /// The stream of live changes dropped `n` of them before the shadow
+    /// saw them: its table is no longer the live one's, and every later
+    /// comparison of deliveries would differ for that alone. It takes the
+    /// live table over again (`live`'s, at one point among its changes;
+    /// changes up to there are then skipped by revision). A build that
+    /// cannot take it is a fault.
+    pub async fn lagged(&self, n: u64, live: &SpecHost) {
+        self.skipped(n);
+        let resynced = match live.handoff().await {
+            Ok(table) => self.host.take_over(table).await,
+            Err(e) => Err(e),
+        };
+        match resynced {
+            Ok(()) => lock(&self.report).resynced += 1,
+            Err(e) if e.is_plugin_fault() => self.fault("taking over the live table again", &e),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "shadow: cannot take over the live table again")
+            }
+        }
+    }
 }

@@ -120,6 +120,10 @@ pub struct ShadowReport {
     pub faults: u64,
     /// Comparisons skipped (the shadow fell behind).
     pub skipped: u64,
+    /// Times the shadow's table fell behind the live one's changes and was
+    /// taken over afresh from the live table.
+    #[serde(default)]
+    pub resynced: u64,
     /// A few differences and faults, described.
     pub examples: Vec<String>,
 }

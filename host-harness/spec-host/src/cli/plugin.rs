@@ -461,8 +461,8 @@ async fn status(cli: &Cli, rollouts: &Rollouts, live: &[Status]) -> anyhow::Resu
         );
         if let Some(s) = &h.shadow {
             println!(
-                "  shadow: {} compared, differences {:?} ({} unexpected), {} fault(s), {} skipped",
-                s.compared, s.differences, s.unexpected, s.faults, s.skipped
+                "  shadow: {} compared, differences {:?} ({} unexpected), {} fault(s), {} skipped, {} resync(s)",
+                s.compared, s.differences, s.unexpected, s.faults, s.skipped, s.resynced
             );
             for e in &s.examples {
                 println!("    {e}");
