@@ -14,8 +14,21 @@
 //! [`BackendError::ConnectionLost`] while it is not: either way the write may
 //! still be applied later (the client buffers it), so callers re-read before
 //! retrying a compare-and-swap, as the plugin does.
+//!
+//! Transient failures are tried again here first, with a doubling backoff
+//! and jitter, for at most twice the operation timeout (and never past the
+//! deadline of the plugin call that made them, which drops the attempt):
+//! a JetStream leader election, no responders, a cluster not available, or
+//! a timeout. Only where a repeat cannot become a second write:
+//! reads (`get`, `keys`) and compare-and-swap writes on any of those (if
+//! the first attempt was applied after all, the repeat meets a revision
+//! mismatch and the caller re-reads, finding its own write); plain puts
+//! and delete markers only when the server said no stream answered, so
+//! nothing was written.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -38,6 +51,95 @@ pub struct JetStreamKv {
     /// `$JS.{domain}.API.` when the bucket is reached through a domain.
     api_prefix: Option<String>,
     timeout: Duration,
+    /// Transient failures tried again (all clones share it).
+    retries: Arc<AtomicU64>,
+}
+
+/// Which failures of an operation may be tried again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Reads and compare-and-swap writes: any transient failure.
+    Safe,
+    /// Plain writes: only when nothing can have been written.
+    NothingWritten,
+}
+
+/// The first wait before trying again, doubled each time up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+const MAX_BACKOFF: Duration = Duration::from_millis(400);
+
+/// A random fraction in [0.5, 1.5) of `wait` (retries of many clients
+/// after one election do not arrive together).
+fn jittered(wait: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let n = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = 0.5 + (n % 1000) as f64 / 1000.0;
+    wait.mul_f64(fraction)
+}
+
+/// Whether `err` is worth trying again under `repeat`.
+fn transient(err: &BackendError, repeat: Repeat) -> bool {
+    // Refused by the server's permissions or limits: no repeat changes that.
+    let text = spec_embed::backend::error_chain(err).to_ascii_lowercase();
+    if ["permission", "authorization", "exceeds", "maximum"]
+        .iter()
+        .any(|word| text.contains(word))
+    {
+        return false;
+    }
+    let nothing_written = match err {
+        BackendError::Other { source, .. } => no_stream_answered(source.as_ref()),
+        _ => false,
+    };
+    match repeat {
+        Repeat::NothingWritten => nothing_written,
+        Repeat::Safe => {
+            nothing_written
+                || matches!(
+                    err,
+                    BackendError::Timeout { .. }
+                        | BackendError::ConnectionLost { .. }
+                        | BackendError::Other { .. }
+                )
+        }
+    }
+}
+
+/// True when the chain says no stream (leader) took the request: no
+/// responders, the stream not found for the subject, or a cluster or
+/// leader not available (an election under way).
+fn no_stream_answered(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(js) = e.downcast_ref::<jetstream::Error>() {
+            let code = js.error_code();
+            if code == ErrorCode::CLUSTER_NOT_AVAILABLE
+                || code == ErrorCode::CLUSTER_NOT_LEADER
+                || code == ErrorCode::STREAM_NOT_FOUND
+            {
+                return true;
+            }
+        }
+        if let Some(p) = e.downcast_ref::<jetstream::context::PublishError>() {
+            if p.kind() == jetstream::context::PublishErrorKind::StreamNotFound {
+                return true;
+            }
+        }
+        if let Some(r) = e.downcast_ref::<async_nats::RequestError>() {
+            if r.kind() == async_nats::RequestErrorKind::NoResponders {
+                return true;
+            }
+        }
+        let text = e.to_string();
+        if text.contains("no responders") || text.contains("does not exist") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +179,43 @@ impl JetStreamKv {
             client,
             api_prefix: js_domain.map(|d| format!("$JS.{d}.API.")),
             timeout,
+            retries: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Transient failures tried again so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Runs `call` (each attempt under [`JetStreamKv::bounded`]) and tries
+    /// again after transient failures, as the module header says.
+    async fn retrying<T, F, Fut>(
+        &self,
+        op: &'static str,
+        key: &str,
+        repeat: Repeat,
+        mut call: F,
+    ) -> Result<T, BackendError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, BackendError>>,
+    {
+        let budget = tokio::time::Instant::now() + 2 * self.timeout;
+        let mut wait = FIRST_BACKOFF;
+        loop {
+            let err = match self.bounded(op, key, call()).await {
+                Ok(out) => return Ok(out),
+                Err(err) => err,
+            };
+            let pause = jittered(wait);
+            if !transient(&err, repeat) || tokio::time::Instant::now() + pause >= budget {
+                return Err(err);
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(op, key, error = %spec_embed::backend::error_chain(&err), retry_in = ?pause, "transient store failure; trying again");
+            tokio::time::sleep(pause).await;
+            wait = (wait * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -139,7 +278,7 @@ impl JetStreamKv {
 #[async_trait]
 impl KeyValue for JetStreamKv {
     async fn get(&self, key: &str) -> Result<Option<Entry>, BackendError> {
-        self.bounded("get", key, async {
+        self.retrying("get", key, Repeat::Safe, || async {
             match self.store.entry(key).await {
                 Ok(Some(e)) if e.operation == Operation::Put => Ok(Some(Entry {
                     value: e.value.to_vec(),
@@ -160,9 +299,10 @@ impl KeyValue for JetStreamKv {
     }
 
     async fn set(&self, key: &str, value: Vec<u8>) -> Result<u64, BackendError> {
-        self.bounded("put", key, async {
+        let value = Bytes::from(value);
+        self.retrying("put", key, Repeat::NothingWritten, || async {
             self.store
-                .put(key, Bytes::from(value))
+                .put(key, value.clone())
                 .await
                 .map_err(|e| match e.kind() {
                     PutErrorKind::InvalidKey => Self::invalid_key(key, e),
@@ -186,11 +326,12 @@ impl KeyValue for JetStreamKv {
             key: key.to_string(),
             expected,
         };
-        self.bounded("update", key, async {
+        let value = Bytes::from(value);
+        self.retrying("update", key, Repeat::Safe, || async {
             match expected {
                 Some(revision) => self
                     .store
-                    .update(key, Bytes::from(value), revision)
+                    .update(key, value.clone(), revision)
                     .await
                     .map_err(|e| match e.kind() {
                         UpdateErrorKind::WrongLastRevision => mismatch(),
@@ -208,7 +349,7 @@ impl KeyValue for JetStreamKv {
                 // on a deleted key, which must count as absent.
                 None => self
                     .store
-                    .create(key, Bytes::from(value))
+                    .create(key, value.clone())
                     .await
                     .map_err(|e| match e.kind() {
                         CreateErrorKind::AlreadyExists => mismatch(),
@@ -232,7 +373,7 @@ impl KeyValue for JetStreamKv {
         // `kv::Store::delete` writes the same marker but drops the ack; its
         // sequence is the delete's revision, which the host needs to order
         // the delete against other writes of the key.
-        self.bounded("delete", key, async {
+        self.retrying("delete", key, Repeat::NothingWritten, || async {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("KV-Operation", "DEL");
             let failed = |source: BoxError| BackendError::Other {
@@ -257,7 +398,7 @@ impl KeyValue for JetStreamKv {
     }
 
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, BackendError> {
-        self.bounded("keys", prefix, async {
+        self.retrying("keys", prefix, Repeat::Safe, || async {
             let keys = self.store.keys().await.map_err(|e| BackendError::Other {
                 op: "keys",
                 source: Box::new(e),
