@@ -8,6 +8,10 @@
 //! later one wins). Secret references (`SECRET…` names) are not resolved:
 //! they are left out of the config maps and `source_secrets` /
 //! `target_secrets` are sent as `null`. The link itself is always delivered.
+//! The configs a link names are read once each and all at once; a link
+//! stored with more than [`MAX_CONFIG_NAMES`] of them (only a value written
+//! straight into the bucket can have that many) is not delivered, and no
+//! config is read for it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::subjects;
 use spec_embed::backend::{error_chain, NotifyError, ProviderNotify};
 use spec_model::Link;
+use subjects::MAX_CONFIG_NAMES;
 
 /// A provider running on this host: its id and the key its link puts are
 /// addressed to (wasmCloud uses the provider's xkey; by default the id).
@@ -156,28 +161,66 @@ impl LinkDefs {
         }
     }
 
-    /// Merges the named configs in order; a missing config contributes
-    /// nothing (it is logged), a corrupt one fails the delivery.
-    async fn resolve(&self, names: &[String]) -> Result<HashMap<String, String>, ConfigError> {
+    /// Reads every config `link` names, each once and all at once (a
+    /// link over [`MAX_CONFIG_NAMES`] names, which only a value written
+    /// straight into the bucket can carry, is refused without a read), and
+    /// merges each side's in order.
+    async fn resolve_link(
+        &self,
+        link: &Link,
+    ) -> Result<(HashMap<String, String>, HashMap<String, String>), NotifyError> {
+        let named = link.source_config.len() + link.target_config.len();
+        if named > MAX_CONFIG_NAMES {
+            return Err(NotifyError::DeliveryFailed(format!(
+                "the link names {named} configurations; at most {MAX_CONFIG_NAMES} are read for a delivery"
+            )));
+        }
+        let names: std::collections::BTreeSet<&String> = link
+            .source_config
+            .iter()
+            .chain(&link.target_config)
+            .filter(|n| !n.starts_with(subjects::SECRET_PREFIX))
+            .collect();
+        let reads = names.into_iter().map(|name| async move {
+            let value = self
+                .configs
+                .get(name.as_str())
+                .await
+                .map_err(|source| ConfigError::Read {
+                    name: name.clone(),
+                    source,
+                });
+            (name.clone(), value)
+        });
+        let mut values = HashMap::new();
+        for (name, value) in futures::future::join_all(reads).await {
+            let value = value.map_err(|e| NotifyError::DeliveryFailed(error_chain(&e)))?;
+            values.insert(name, value);
+        }
+        let merge = |names: &[String]| {
+            Self::merge(names, &values).map_err(|e| NotifyError::DeliveryFailed(error_chain(&e)))
+        };
+        Ok((merge(&link.source_config)?, merge(&link.target_config)?))
+    }
+
+    /// Merges the named configs in order from what was read; a missing
+    /// config contributes nothing (it is logged), a corrupt one fails the
+    /// delivery.
+    fn merge(
+        names: &[String],
+        values: &HashMap<String, Option<Bytes>>,
+    ) -> Result<HashMap<String, String>, ConfigError> {
         let mut merged = HashMap::new();
         for name in names
             .iter()
             .filter(|n| !n.starts_with(subjects::SECRET_PREFIX))
         {
-            let value =
-                self.configs
-                    .get(name.as_str())
-                    .await
-                    .map_err(|source| ConfigError::Read {
-                        name: name.clone(),
-                        source,
-                    })?;
-            let Some(value) = value else {
+            let Some(Some(value)) = values.get(name) else {
                 tracing::warn!(config = %name, "link names a config that does not exist; delivered without it");
                 continue;
             };
             let map: HashMap<String, String> =
-                serde_json::from_slice(&value).map_err(|source| ConfigError::Decode {
+                serde_json::from_slice(value).map_err(|source| ConfigError::Decode {
                     name: name.clone(),
                     source,
                 })?;
@@ -228,13 +271,7 @@ impl LinkDefs {
     /// Sends `link` with its configs resolved to
     /// `wasmbus.rpc.{lattice}.{token}.linkdefs.put`.
     pub async fn put(&self, token: &str, link: &Link) -> Result<(), NotifyError> {
-        let resolve = |names| async move {
-            self.resolve(names)
-                .await
-                .map_err(|e| NotifyError::DeliveryFailed(error_chain(&e)))
-        };
-        let source_config = resolve(&link.source_config).await?;
-        let target_config = resolve(&link.target_config).await?;
+        let (source_config, target_config) = self.resolve_link(link).await?;
         let payload = encode(&Self::definition(link, source_config, target_config))?;
         self.publish(subjects::link_put(&self.lattice, token), payload)
             .await

@@ -31,6 +31,10 @@ pub fn link_del(lattice: &str, provider_id: &str) -> String {
     format!("wasmbus.rpc.{lattice}.{provider_id}.linkdefs.del")
 }
 
+/// Config names one link may carry: link requests naming more are refused,
+/// and a delivery of a link stored with more reads none of them.
+pub const MAX_CONFIG_NAMES: usize = 64;
+
 /// Config names starting with this are secret references, not configs.
 pub const SECRET_PREFIX: &str = "SECRET";
 

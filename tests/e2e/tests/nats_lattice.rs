@@ -247,6 +247,58 @@ async fn a_follower_skips_corrupt_values_and_keeps_going() {
 }
 
 #[tokio::test]
+async fn a_stored_link_naming_too_many_configs_is_not_delivered_and_reads_none() {
+    // The request path refuses links with more than 64 config names; a
+    // value written straight into the bucket can still carry thousands,
+    // and each would cost a config read per delivery.
+    let n = nats().await;
+    let url = n.server.url();
+    let b = nats_host(&url, "many", &["prov"]).await;
+    let names: Vec<String> = (0..1000).map(|i| format!("cfg{i}")).collect();
+    let mut wide = kv_link("wide", "prov");
+    wide.target_config = names;
+    let spec = ComponentSpecification {
+        url: String::new(),
+        links: vec![wide],
+    };
+    let report = b
+        .host
+        .apply_store_change("wide", 1, Some(spec_model::json::encode_spec(&spec)))
+        .await
+        .unwrap()
+        .expect("applied");
+    // In the table (it is stored), not delivered, with the reason.
+    assert_eq!(b.host.links_of("wide").len(), 1);
+    assert_eq!(report.delivered, 0);
+    let failure = report.failures.first().expect("a delivery failure");
+    assert!(
+        failure
+            .error
+            .to_string()
+            .contains("names 1000 configurations"),
+        "{}",
+        failure.error
+    );
+    // A link within the cap is delivered with its configs merged.
+    spec_nats::configs::put(&b.lattice.configs, "cfg1", br#"{"k":"v"}"#)
+        .await
+        .unwrap();
+    let mut narrow = kv_link("narrow", "prov");
+    narrow.target_config = vec!["cfg1".into(), "cfg1".into(), "absent".into()];
+    let spec = ComponentSpecification {
+        url: String::new(),
+        links: vec![narrow],
+    };
+    let report = b
+        .host
+        .apply_store_change("narrow", 2, Some(spec_model::json::encode_spec(&spec)))
+        .await
+        .unwrap()
+        .expect("applied");
+    assert_eq!(report.delivered, 1, "{:?}", report.failures);
+}
+
+#[tokio::test]
 async fn concurrent_puts_across_two_hosts_are_all_stored() {
     let n = nats().await;
     let url = n.server.url();

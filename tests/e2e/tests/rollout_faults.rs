@@ -16,6 +16,7 @@ use spec_lattice::rollout::store::{now, now_ms};
 use spec_lattice::rollout::trust::unsigned;
 use spec_lattice::rollout::{Desired, Phase, RolloutRecord, Rollouts, Trust};
 use spec_nats::{Lattice, LatticeOptions};
+use test_support::signal;
 
 const LATTICE: &str = "stall";
 const HOST: &str = "stall-host";
@@ -36,14 +37,6 @@ async fn phase_in(rollouts: &Rollouts, phases: &[Phase], limit: Duration) -> Pha
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name} {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

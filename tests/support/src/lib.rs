@@ -3,7 +3,9 @@
 //! * builders of links and specs ([`link`], [`store_link`], [`spec`]), on top
 //!   of [`spec_model::Link::new`];
 //! * [`fuzz`] — the generators and hostile documents of the fuzz suites,
-//!   and the documented id and link rules as an oracle.
+//!   and the documented id and link rules as an oracle;
+//! * [`signal`] — a signal to a process the test started (SIGSTOP and
+//!   SIGCONT freeze a nats-server or a host).
 //!
 //! Helpers that need a running host or a nats-server live with the suites
 //! that start them (`spec-e2e`'s library, the reliability fixture).
@@ -29,4 +31,14 @@ pub fn spec(url: &str, links: Vec<Link>) -> ComponentSpecification {
         url: url.into(),
         links,
     }
+}
+
+/// Sends signal `name` (`STOP`, `CONT`, `TERM`, …) to `pid`; panics when it
+/// cannot be sent.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
 }

@@ -35,7 +35,7 @@ use spec_nats::{events, subjects};
 /// Config names one link may carry (source and target together). wasmCloud
 /// sets no limit; each name costs a store read per put, so a request with
 /// thousands would be a cheap way to load the store.
-pub const MAX_CONFIG_NAMES: usize = 64;
+pub use spec_nats::subjects::MAX_CONFIG_NAMES;
 
 /// wasmCloud's reply to a successful `link.put`.
 pub const PUT_OK: &str = "successfully set link";

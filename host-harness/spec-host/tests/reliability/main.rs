@@ -9,7 +9,10 @@
 //! * the stored specs equal the state the acknowledged replies promise
 //!   (`model`): lost = 0, resurrected = 0; unacknowledged operations may
 //!   have applied or not, and are counted;
-//! * no operation hung: each got a reply or a clear error within bounds;
+//! * no operation hung: each got a reply or a clear error within bounds,
+//!   and no serving host went silent: a watchdog asks status every half
+//!   second, and a host that answers nothing for longer than its bound is
+//!   counted as hung (`watchdog`);
 //! * both hosts' tables equal the store, and each provider's last
 //!   delivery for every link matches the final store (`providers`);
 //! * the service recovered from the fault by itself (a probe succeeds).
@@ -21,7 +24,9 @@
 //! requests; calls that loop over the plugin's imports; on three hosts,
 //! lattice rollouts (`spec-host plugin rollout`) of a good build, of one
 //! caught in shadow, of one rolled back by itself and of one that cannot
-//! take over the table (`reliability/rollout.rs`).
+//! take over the table (`reliability/rollout.rs`); and a host frozen with
+//! SIGSTOP past the watchdog's bound, which must be reported hung (the
+//! measure shown able to fail) while nothing is lost.
 //!
 //! Sizes: a short run by default (CI: `cargo test`); `RELIABILITY_FULL=1`
 //! for 8 clients × 250 ops per scenario (`scripts/reliability.sh`).
@@ -37,6 +42,7 @@ mod providers;
 mod report;
 mod rollout;
 mod scenario;
+mod watchdog;
 
 use std::sync::Mutex;
 
@@ -124,4 +130,9 @@ fn calls_looping_over_imports_fail_alone() {
 #[test]
 fn lattice_rollouts_fail_no_request() {
     run("rollout", Fault::Rollout);
+}
+
+#[test]
+fn a_frozen_host_is_reported_hung_and_loses_nothing() {
+    run("frozen-host", Fault::FrozenHost);
 }

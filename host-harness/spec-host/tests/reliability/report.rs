@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::load::{Outcomes, Plan, HANG_BOUND};
 use super::model::Findings;
+use super::watchdog::SILENCE_BOUND;
 
 /// One scenario's figures.
 pub struct Report {
@@ -59,6 +60,12 @@ pub struct Report {
     pub sync_time: Duration,
     /// Wait, after that, until provider deliveries matched the store.
     pub settle_time: Duration,
+    /// Hosts silent for longer than the watchdog's bound (hung), one line
+    /// per silence.
+    pub silent: Vec<String>,
+    /// Whether the scenario froze a host on purpose: then the watchdog
+    /// must have seen it.
+    pub expect_silent: bool,
     /// Whole scenario, setup included.
     pub wall: Duration,
 }
@@ -75,6 +82,7 @@ impl Report {
             && self.findings.other == 0
             && self.findings.wrong_replies == 0
             && self.out.hung == 0
+            && self.silent.is_empty() != self.expect_silent
             && self.problems.is_empty()
             && (self.provider_mismatches.is_empty() || self.nats_crashed)
     }
@@ -104,6 +112,19 @@ impl Report {
         );
         for (kind, n) in &o.errors {
             println!("  {n:>5} x {kind}");
+        }
+        println!(
+            "hosts hung: {} (a serving host silent to status for longer than {} s){}",
+            self.silent.len(),
+            SILENCE_BOUND.as_secs(),
+            if self.expect_silent {
+                "; this scenario froze one on purpose, so it passes only if that is seen"
+            } else {
+                ""
+            }
+        );
+        for line in &self.silent {
+            println!("  ~ {line}");
         }
         if self.faults.is_empty() {
             println!("faults    : none");
@@ -179,7 +200,7 @@ impl Report {
             secs(self.wall)
         );
         println!(
-            "RELIABILITY scenario={} clients={} ops_per_client={} ops={} ok={} conflict={} unacked={} hung={} faults={} bad_inputs={} poison_pills={} lost={} resurrected={} mismatches={} provider_mismatches={} published_then_lost={} nats_crash={} secs={:.1}",
+            "RELIABILITY scenario={} clients={} ops_per_client={} ops={} ok={} conflict={} unacked={} hung={} hosts_hung={} faults={} bad_inputs={} poison_pills={} lost={} resurrected={} mismatches={} provider_mismatches={} published_then_lost={} nats_crash={} secs={:.1}",
             self.scenario,
             self.plan.clients,
             self.plan.ops,
@@ -188,6 +209,7 @@ impl Report {
             o.conflict,
             o.unacked,
             o.hung,
+            self.silent.len(),
             self.faults.len(),
             self.bad_inputs.0,
             self.poison.0,
@@ -205,13 +227,15 @@ impl Report {
     pub fn assert_clean(&self) {
         assert!(
             self.clean(),
-            "{}: lost {}, resurrected {}, other {}, wrong replies {}, hung {}, problems {:?}, provider mismatches {:?}",
+            "{}: lost {}, resurrected {}, other {}, wrong replies {}, hung {}, hosts hung {:?} (expected: {}), problems {:?}, provider mismatches {:?}",
             self.scenario,
             self.findings.lost,
             self.findings.resurrected,
             self.findings.other,
             self.findings.wrong_replies,
             self.out.hung,
+            self.silent,
+            self.expect_silent,
             self.problems,
             self.provider_mismatches
         );

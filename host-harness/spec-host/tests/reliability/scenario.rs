@@ -15,6 +15,8 @@ use super::load::{self, ctl_client, Plan};
 use super::model;
 use super::providers::{Mismatch, Recorder};
 use super::report::Report;
+use super::watchdog::{Watchdog, SILENCE_BOUND};
+use test_support::signal;
 
 /// What goes wrong during the load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +41,10 @@ pub enum Fault {
     /// Three hosts: lattice rollouts of a good build, of one caught in
     /// shadow, of one rolled back, of one that cannot take over the table.
     Rollout,
+    /// Host A stopped with SIGSTOP for longer than the watchdog's bound,
+    /// then continued: the hang measure must see it (this scenario passes
+    /// only if it does; nothing may be lost meanwhile).
+    FrozenHost,
 }
 
 /// Sizes of one run.
@@ -84,6 +90,9 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
         .collect();
     let recorder = Recorder::start(connect(&provider_urls).await, &fx.lattice).await;
     let side = connect(&urls).await;
+
+    let ids: Vec<&str> = fx.hosts.iter().map(|h| h.id.as_str()).collect();
+    let watchdog = Watchdog::start(side.clone(), fx.lattice.clone(), &ids);
 
     let plan = cfg.plan;
     let (load, gate) = load::start(&urls, &fx.lattice, plan, fault != Fault::None).await;
@@ -263,11 +272,24 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
                     problems.push("a host restarted during the rollouts".into());
                 }
             }
+            Fault::FrozenHost => {
+                let pid = fx.hosts[0].pid().expect("host-a runs");
+                let frozen = SILENCE_BOUND + Duration::from_secs(3);
+                signal(pid, "STOP");
+                tokio::time::sleep(frozen).await;
+                signal(pid, "CONT");
+                fx.wait_hosts(&["host-a", "host-b"], RECOVERY_BOUND).await;
+                faults.push(format!(
+                    "SIGSTOP of spec-host host-a (pid {pid}) at op {at} for {:.0} s, then SIGCONT",
+                    frozen.as_secs_f64()
+                ));
+            }
             Fault::None => {}
         }
         gate.close();
     }
     let (mut out, load_time) = load.join(Duration::from_secs(900)).await;
+    let silent = watchdog.finish().await;
     let bad_inputs = match bad {
         Some(task) => {
             let (sent, refused, bad) = task.await.expect("bad input task");
@@ -361,6 +383,8 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
         hosts,
         sync_time,
         settle_time,
+        silent,
+        expect_silent: fault == Fault::FrozenHost,
         wall: wall.elapsed(),
     }
 }
