@@ -121,7 +121,7 @@ case "$cmd" in
         WASMCLOUD_HOST_BIN=$(scripts/wasmcloud-host.sh)
         export WASMCLOUD_HOST_BIN
         log "interop suite: spec-host beside the wasmCloud v1.9 host"
-        cargo test --locked -p spec-e2e --test interop --test interop_secure -- --ignored --test-threads=1 --nocapture
+        cargo test --locked -p spec-e2e --test interop --test interop_secure --test interop_guard -- --ignored --test-threads=1 --nocapture
         ;;
     bench)
         shift || true

@@ -66,6 +66,8 @@ pub struct Report {
     /// Whether the scenario froze a host on purpose: then the watchdog
     /// must have seen it.
     pub expect_silent: bool,
+    /// Hosts that rolled back or rejected a good build.
+    pub wrongly_rolled_back: usize,
     /// Whole scenario, setup included.
     pub wall: Duration,
 }
@@ -83,6 +85,7 @@ impl Report {
             && self.findings.wrong_replies == 0
             && self.out.hung == 0
             && self.silent.is_empty() != self.expect_silent
+            && self.wrongly_rolled_back == 0
             && self.problems.is_empty()
             && (self.provider_mismatches.is_empty() || self.nats_crashed)
     }
@@ -125,6 +128,12 @@ impl Report {
         );
         for line in &self.silent {
             println!("  ~ {line}");
+        }
+        if self.wrongly_rolled_back > 0 {
+            println!(
+                "rollouts  : {} host(s) rolled back or rejected a good build",
+                self.wrongly_rolled_back
+            );
         }
         if self.faults.is_empty() {
             println!("faults    : none");
@@ -200,7 +209,7 @@ impl Report {
             secs(self.wall)
         );
         println!(
-            "RELIABILITY scenario={} clients={} ops_per_client={} ops={} ok={} conflict={} unacked={} hung={} hosts_hung={} faults={} bad_inputs={} poison_pills={} lost={} resurrected={} mismatches={} provider_mismatches={} published_then_lost={} nats_crash={} secs={:.1}",
+            "RELIABILITY scenario={} clients={} ops_per_client={} ops={} ok={} conflict={} unacked={} hung={} hosts_hung={} wrongly_rolled_back={} faults={} bad_inputs={} poison_pills={} lost={} resurrected={} mismatches={} provider_mismatches={} published_then_lost={} nats_crash={} secs={:.1}",
             self.scenario,
             self.plan.clients,
             self.plan.ops,
@@ -210,6 +219,7 @@ impl Report {
             o.unacked,
             o.hung,
             self.silent.len(),
+            self.wrongly_rolled_back,
             self.faults.len(),
             self.bad_inputs.0,
             self.poison.0,

@@ -161,7 +161,7 @@ fn rollout_in_background(
 }
 
 /// Runs the four rollouts; returns (what was done, problems).
-pub async fn exercise(fx: &Fixture, ctl: &CtlClient) -> (Vec<String>, Vec<String>) {
+pub async fn exercise(fx: &Fixture, ctl: &CtlClient) -> (Vec<String>, Vec<String>, usize) {
     let mut done = Vec::new();
     let mut problems = Vec::new();
     let before = statuses(fx).await;
@@ -214,6 +214,15 @@ pub async fn exercise(fx: &Fixture, ctl: &CtlClient) -> (Vec<String>, Vec<String
     if unexpected > 0 {
         problems.push(format!("the good build differed in shadow: {status}"));
     }
+    // A good build that any host rolled back or rejected: wrongly.
+    let wrongly_rolled_back = status["hosts"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter(|h| matches!(h["phase"].as_str(), Some("rolled-back" | "rejected")))
+                .count()
+        })
+        .unwrap_or(0);
     done.push(format!(
         "good build {} rolled out to {} hosts in {:.1} s (shadow 2 s, watch 2 s per host; comparisons per host {compared:?})",
         &good[..12],
@@ -262,7 +271,7 @@ pub async fn exercise(fx: &Fixture, ctl: &CtlClient) -> (Vec<String>, Vec<String
     let (sent, refused, ended) = pills_until(ctl, rollout, Duration::from_secs(40)).await;
     let Some(Ok(out)) = ended else {
         problems.push("the rollback did not end within 40 s of the first pill".into());
-        return (done, problems);
+        return (done, problems, wrongly_rolled_back);
     };
     let rolled = t.elapsed();
     let said = text(&out);
@@ -336,5 +345,5 @@ pub async fn exercise(fx: &Fixture, ctl: &CtlClient) -> (Vec<String>, Vec<String
     if old == good {
         problems.push("the hosts ran the alt build before the rollout".into());
     }
-    (done, problems)
+    (done, problems, wrongly_rolled_back)
 }

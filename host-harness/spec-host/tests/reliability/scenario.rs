@@ -109,6 +109,7 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
     let mut faults = Vec::new();
     let mut problems = Vec::new();
     let mut poison = (0, 0);
+    let mut wrongly_rolled_back = 0;
     if fault != Fault::None {
         load.reached(plan.ops / 3, RECOVERY_BOUND * 2).await;
         let at = load.progress.total();
@@ -265,7 +266,8 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
             Fault::Rollout => {
                 let ctl = ctl_client(&urls, &fx.lattice).await;
                 let pids: Vec<_> = fx.hosts.iter().map(|h| h.pid()).collect();
-                let (done, found) = super::rollout::exercise(&fx, &ctl).await;
+                let (done, found, wrong) = super::rollout::exercise(&fx, &ctl).await;
+                wrongly_rolled_back = wrong;
                 faults.extend(done.into_iter().map(|d| format!("from op {at}: {d}")));
                 problems.extend(found);
                 if pids != fx.hosts.iter().map(|h| h.pid()).collect::<Vec<_>>() {
@@ -385,6 +387,7 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
         settle_time,
         silent,
         expect_silent: fault == Fault::FrozenHost,
+        wrongly_rolled_back,
         wall: wall.elapsed(),
     }
 }
