@@ -375,3 +375,23 @@ pub async fn wasmcloud_presence(url: &str, lattice: &str) -> tokio::task::JoinHa
         }
     })
 }
+
+/// Runs `spec-host --nats URL --lattice LATTICE COMMAND` in this process (a
+/// fresh state directory of its own; `command` split at spaces), as a user
+/// would from a shell beside the test's hosts; its error, if it fails.
+pub async fn spec_host_cli(url: &str, lattice: &str, command: &str) -> anyhow::Result<()> {
+    let state = tempfile::tempdir()?;
+    let state_dir = state.path().display().to_string();
+    let mut all = vec![
+        "spec-host",
+        "--nats",
+        url,
+        "--lattice",
+        lattice,
+        "--state-dir",
+        &state_dir,
+    ];
+    all.extend(command.split_whitespace());
+    let cli = <spec_host::cli::Cli as clap::Parser>::try_parse_from(all)?;
+    spec_host::cli::run(cli).await
+}

@@ -158,29 +158,13 @@ async fn a_link_deleted_from_the_command_line_stays_deleted() {
             .unwrap();
         assert!(reply.succeeded(), "{}", reply.message());
     }
-    let state = tempfile::tempdir().unwrap();
-    let state = state.path().display().to_string();
-    let args = [
-        "spec-host",
-        "--nats",
+    spec_e2e::spec_host_cli(
         &url,
-        "--lattice",
         "g3",
-        "--state-dir",
-        &state,
-        "link",
-        "del",
-        "--source",
-        "app",
-        "--name",
-        "other",
-        "--namespace",
-        "wasi",
-        "--package",
-        "keyvalue",
-    ];
-    let cli = <spec_host::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
-    spec_host::cli::run(cli).await.expect("link del");
+        "link del --source app --name other --namespace wasi --package keyvalue",
+    )
+    .await
+    .expect("link del");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let links = stored(&served, "app").await;
     assert_eq!(links.len(), 1, "{links:?}");

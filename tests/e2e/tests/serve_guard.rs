@@ -326,28 +326,13 @@ async fn a_link_deleted_from_the_command_line_beside_v1_9_hosts_stays_deleted() 
     put_link_ok(client, link("app", "kv-a", &[])).await;
     put_link_ok(client, other_link("app")).await;
     // `spec-host link del` right after: it writes the bucket itself.
-    let state = tempfile::tempdir().unwrap();
-    let args = [
-        "spec-host",
-        "--nats",
+    spec_e2e::spec_host_cli(
         &m.url,
-        "--lattice",
         "cli",
-        "--state-dir",
-        &state.path().display().to_string(),
-        "link",
-        "del",
-        "--source",
-        "app",
-        "--name",
-        "other",
-        "--namespace",
-        "wasi",
-        "--package",
-        "keyvalue",
-    ];
-    let cli = <spec_host::cli::Cli as clap::Parser>::try_parse_from(args).expect("arguments");
-    spec_host::cli::run(cli).await.expect("link del");
+        "link del --source app --name other --namespace wasi --package keyvalue",
+    )
+    .await
+    .expect("link del");
     assert!(!stored_text(specs, "app").await.contains("kv-b"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -356,23 +341,10 @@ async fn a_link_deleted_from_the_command_line_beside_v1_9_hosts_stays_deleted() 
     );
     // And `spec put`, which stores the spec without links, removes both
     // for good too.
-    let args = [
-        "spec-host",
-        "--nats",
-        &m.url,
-        "--lattice",
-        "cli",
-        "--state-dir",
-        &state.path().display().to_string(),
-        "spec",
-        "put",
-        "app",
-        "--url",
-        "oci://app:2",
-    ];
     put_link_ok(client, other_link("app")).await;
-    let cli = <spec_host::cli::Cli as clap::Parser>::try_parse_from(args).expect("arguments");
-    spec_host::cli::run(cli).await.expect("spec put");
+    spec_e2e::spec_host_cli(&m.url, "cli", "spec put app --url oci://app:2")
+        .await
+        .expect("spec put");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let now = stored_text(specs, "app").await;
     assert!(
