@@ -133,6 +133,10 @@ pub struct Progress {
     /// Latest start, in ms since the load began, of an acknowledged
     /// operation: once past a moment, an operation sent after it succeeded.
     pub acked_start_ms: AtomicU64,
+    /// When, in ms since the load began, the latest acknowledgement came.
+    pub last_ack_ms: AtomicU64,
+    /// Longest time, in ms, between two acknowledgements (any clients).
+    pub longest_gap_ms: AtomicU64,
     /// When the load began.
     pub began: Option<Instant>,
 }
@@ -367,6 +371,13 @@ async fn client(
             progress
                 .acked_start_ms
                 .fetch_max(progress.ms(started), Ordering::Relaxed);
+            let now = progress.ms(Instant::now());
+            let before = progress.last_ack_ms.fetch_max(now, Ordering::Relaxed);
+            if now > before {
+                progress
+                    .longest_gap_ms
+                    .fetch_max(now - before, Ordering::Relaxed);
+            }
             backoff = Duration::from_millis(50);
         } else {
             progress.unacked.fetch_add(1, Ordering::Relaxed);

@@ -170,8 +170,9 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
                 fx.nats[i].restart().await.expect("node restarts");
                 let caught_up = replicas_current(&fx).await;
                 fx.wait_hosts(&["host-a", "host-b"], RECOVERY_BOUND).await;
+                let gap = load.progress.longest_gap_ms.load(Ordering::Relaxed) as f64 / 1000.0;
                 faults.push(format!(
-                    "kill -9 cluster node {} ({} of the bucket) at op {at}; first op sent after the kill acknowledged {:.1} s after it; {served} ops acknowledged on the 2 others during {:.1} s down; restarted, its replica current again {caught_up:.1} s later",
+                    "kill -9 cluster node {} ({} of the bucket) at op {at}; first op sent after the kill acknowledged {:.1} s after it; longest gap between two acknowledgements {gap:.1} s; {served} ops acknowledged on the 2 others during {:.1} s down; restarted, its replica current again {caught_up:.1} s later",
                     fx.node_names[i],
                     if leader_now == i { "the leader" } else { "a replica" },
                     writable.as_secs_f64(),
