@@ -21,11 +21,6 @@ pub const MAX_WATCHED: usize = 100_000;
 /// Tries to put one link back before giving up on it.
 pub(super) const MAX_REPAIRS: u32 = 20;
 
-/// The same link: every field that a put names.
-pub(super) fn same_link(a: &Link, b: &Link) -> bool {
-    a == b
-}
-
 /// The same source, namespace, package and name.
 pub(super) fn same_name(a: &Link, b: &Link) -> bool {
     a.source_id == b.source_id
@@ -108,7 +103,7 @@ impl Book {
             .into_iter()
             .flatten()
         {
-            if same_link(&w.link, link) {
+            if w.link == *link {
                 w.corroborated = true;
             }
         }
@@ -190,7 +185,7 @@ impl Requests {
         let now = Instant::now();
         self.by_source.get(&link.source_id).is_some_and(|list| {
             list.iter()
-                .any(|(at, l)| now.duration_since(*at) <= SETTLED && same_link(l, link))
+                .any(|(at, l)| now.duration_since(*at) <= SETTLED && l == link)
         })
     }
 
