@@ -33,6 +33,8 @@ pub struct Results {
     pub catch_up: Option<crate::catchup::CatchUp>,
     /// Section 9: lattice rollout.
     pub rollout: Option<crate::rollout::RolloutBench>,
+    /// Section 10: a poison value beside changing specs.
+    pub poison: Option<crate::poison::Poison>,
     /// The targets, checked.
     pub targets: Vec<Target>,
     /// Wall time of the whole run, seconds.
@@ -200,6 +202,9 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
     if let Some(ro) = &r.rollout {
         out.extend(crate::lattice_report::rollout_targets(ro));
     }
+    if let Some(p) = &r.poison {
+        out.extend(crate::poison::targets(p));
+    }
     out
 }
 
@@ -323,6 +328,9 @@ pub fn tables(r: &Results) -> Vec<TextTable> {
     ));
     if let Some(ro) = &r.rollout {
         out.push(crate::lattice_report::rollout_table(ro));
+    }
+    if let Some(p) = &r.poison {
+        out.push(crate::poison::table(p));
     }
     out.push(targets_table(&r.targets));
     out

@@ -54,6 +54,7 @@ impl HostTable {
     ) -> Result<UpdateReport, SpecError> {
         validate_id(id)?;
         crate::inject_fault(id, "poison-apply");
+        crate::inject_spin(id);
         let spec = decode_spec(value).map_err(|message| SpecError::Decode {
             id: id.to_string(),
             message,
@@ -123,6 +124,11 @@ impl HostTable {
                 "snapshot format {} is not one this build reads ({SNAPSHOT_FORMATS:?})",
                 snapshot.format
             )));
+        }
+        if cfg!(feature = "fault-injection") {
+            for entry in &snapshot.entries {
+                crate::inject_fault(&entry.id, "poison-restore");
+            }
         }
         self.table.restore(snapshot)
     }

@@ -71,6 +71,17 @@ pub(crate) fn inject_fault(id: &str, poison: &str) {
     }
 }
 
+/// In a fault-injection build, never returns for the id `poison-spin`: a
+/// plugin stuck in a loop, which only the host's CPU budget ends.
+pub(crate) fn inject_spin(id: &str) {
+    if cfg!(feature = "fault-injection") && id == "poison-spin" {
+        let mut n: u64 = 0;
+        loop {
+            n = core::hint::black_box(n.wrapping_add(1));
+        }
+    }
+}
+
 // The bindings only make sense inside a component: natively the imports have
 // no implementation, and exporting WIT-named symbols from a native cdylib
 // would be noise for crates that link this one as an rlib.

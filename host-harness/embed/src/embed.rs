@@ -163,6 +163,12 @@ impl SpecCtx {
         self
     }
 
+    /// Replaces the notifier the plugin's deliveries go to (a host rebuilding
+    /// its table gives the plugin a silent one, then the real one back).
+    pub fn set_notify(&mut self, notify: Arc<dyn ProviderNotify>) {
+        self.notify = notify;
+    }
+
     /// Starts the accounting of a new export call: its deadline, import
     /// count and host time.
     pub fn begin_call(&mut self) {
@@ -173,6 +179,14 @@ impl SpecCtx {
     /// grows with the input, such as the deliveries of a large spec.
     pub fn grant_imports(&mut self, extra: u32) {
         self.call.granted = self.call.granted.saturating_add(extra);
+    }
+
+    /// Allows the current call `extra` wall-clock time beyond its deadline:
+    /// for work that grows with the input, such as restoring a whole table.
+    pub fn grant_time(&mut self, extra: Duration) {
+        if let Some(deadline) = self.call.deadline.as_mut() {
+            *deadline += extra;
+        }
     }
 
     /// Time the current call has spent in the host's imports.

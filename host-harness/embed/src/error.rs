@@ -87,6 +87,14 @@ pub enum CallError {
     /// read the table's snapshot format); the running one stays.
     #[error("the build cannot take over: {0}")]
     Incompatible(String),
+    /// The host-local table is not whole (it was lost and could not yet
+    /// be rebuilt from the store): a call that needs it is refused rather
+    /// than answered from part of it. The host keeps trying to rebuild it.
+    #[error("the link table is not ready: {reason}")]
+    NotReady {
+        /// Why, and what the host is doing about it.
+        reason: String,
+    },
     /// The plugin host has shut down.
     #[error("the plugin host has stopped")]
     Stopped,

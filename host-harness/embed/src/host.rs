@@ -40,6 +40,17 @@ pub struct TableStats {
     pub components: usize,
     /// Links over all ids.
     pub links: usize,
+    /// The table's packed size (ids and links), bytes.
+    pub bytes: usize,
+    /// The table owner's linear memory (the plugin's copy of the table and
+    /// its working space), bytes.
+    pub plugin_memory: usize,
+    /// The most the table owner's memory may grow to now: room for the
+    /// table plus one call's worth, at most wasm32's 4 GiB.
+    pub memory_cap: usize,
+    /// Table owner instances made after the first (each after a fault,
+    /// with the whole table restored or rebuilt into it).
+    pub owner_restarts: u64,
 }
 
 /// One build's request instances.
@@ -380,6 +391,39 @@ impl SpecHost {
             .await
     }
 
+    /// Tries a store change on a scratch instance of the running build (an
+    /// empty table, deliveries going nowhere) and says whether the plugin
+    /// faults on it. A follower does this before it hands a change that
+    /// faulted back to the table owner: a value that faults every time then
+    /// costs a scratch instance off the owner's queue, not a stall of every
+    /// change behind it plus a restore of the whole table. The plugin's
+    /// own errors (a value that does not decode) are not faults.
+    pub async fn probe_change(&self, id: &str, value: Option<&[u8]>) -> Result<(), CallError> {
+        let plugin = self.loaded_plugin();
+        let mut instance = self.inner.factory.instantiate(&plugin).await?;
+        instance.set_notify(Arc::new(crate::backend::Silent));
+        let out = match value {
+            Some(bytes) => {
+                instance
+                    .call("apply-stored-spec", async |p, s| {
+                        p.apply_stored_spec(s, id, bytes).await
+                    })
+                    .await
+            }
+            None => {
+                instance
+                    .call("remove-host-spec", async |p, s| {
+                        p.remove_host_spec(s, id).await
+                    })
+                    .await
+            }
+        };
+        match out {
+            Ok(_) | Err(CallError::Spec(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `id`'s import-link table.
     pub async fn import_links(&self, id: &str) -> Result<Vec<ImportLink>, CallError> {
         self.inner.owner.import_links(id.to_string()).await
@@ -412,12 +456,28 @@ impl SpecHost {
         owner::read(self.inner.owner.mirror()).links_of(id)
     }
 
+    /// Why the table is not whole, when it is not: it was lost and could
+    /// not yet be rebuilt from the store. The host keeps trying; calls that
+    /// need the table fail with [`CallError::NotReady`] meanwhile, and
+    /// readers of it ([`SpecHost::links`]) should refuse to answer.
+    pub fn table_degraded(&self) -> Option<String> {
+        self.inner.owner.degraded()
+    }
+
     /// Counts of the table (no plugin call, no queue).
     pub fn table_stats(&self) -> TableStats {
         let mirror = owner::read(self.inner.owner.mirror());
         TableStats {
             components: mirror.ids(),
             links: mirror.links(),
+            bytes: mirror.bytes(),
+            plugin_memory: self.inner.owner.memory(),
+            memory_cap: owner::table_memory_cap(
+                self.inner.factory.limits.memory_cap,
+                mirror.bytes(),
+                mirror.ids(),
+            ),
+            owner_restarts: self.inner.owner.restarts(),
         }
     }
 

@@ -22,7 +22,10 @@ use crate::error::CallError;
 /// Limits applied to every plugin call.
 #[derive(Clone, Copy, Debug)]
 pub struct PluginLimits {
-    /// Largest linear memory the plugin may grow to, in bytes.
+    /// Largest linear memory a request instance may grow to, in bytes. The
+    /// table owner may grow beyond it by room for the table it holds (see
+    /// [`crate::TableStats::memory_cap`]): this cap guards one call, it
+    /// does not bound the lattice.
     pub memory_cap: usize,
     /// Plugin time (excluding time spent in host imports) one call may use.
     pub cpu_budget: Duration,
@@ -68,10 +71,13 @@ pub(crate) struct CpuBudgetExceeded {
     pub limit: Duration,
 }
 
-/// Caps the plugin's linear memory and tables.
+/// Caps the plugin's linear memory and tables, and remembers how large
+/// the memory has grown.
 pub(crate) struct Limiter {
     memory_cap: usize,
     table_cap: usize,
+    /// The linear memory's size after its last growth, in bytes.
+    memory_size: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -91,6 +97,7 @@ impl ResourceLimiter for Limiter {
             }
             .into());
         }
+        self.memory_size = desired;
         Ok(true)
     }
 
@@ -127,6 +134,7 @@ impl Factory {
             limiter: Limiter {
                 memory_cap: self.limits.memory_cap,
                 table_cap: 100_000,
+                memory_size: 0,
             },
             cpu_budget: self.limits.cpu_budget,
         };
@@ -176,6 +184,22 @@ impl Instance {
         self.poisoned
     }
 
+    /// Sets the largest linear memory this instance may grow to: the table
+    /// owner's cap follows the size of the table it holds.
+    pub fn set_memory_cap(&mut self, cap: usize) {
+        self.store.data_mut().limiter.memory_cap = cap;
+    }
+
+    /// Sends this instance's deliveries to `notify` from now on.
+    pub fn set_notify(&mut self, notify: Arc<dyn ProviderNotify>) {
+        self.store.data_mut().spec.set_notify(notify);
+    }
+
+    /// The linear memory's size now, in bytes.
+    pub fn memory_size(&self) -> usize {
+        self.store.data().limiter.memory_size
+    }
+
     /// Runs one export call under the limits. `name` is the WIT name, for
     /// errors.
     pub async fn call<R>(
@@ -194,21 +218,38 @@ impl Instance {
         grant: u32,
         f: impl AsyncFnOnce(&Plugin, &mut Store<HostState>) -> Answer<R>,
     ) -> Result<R, CallError> {
+        self.call_sized(name, grant, Duration::ZERO, f).await
+    }
+
+    /// Like [`Instance::call_with_grant`], also allowing `time` beyond the
+    /// CPU budget and the deadline: for a call whose work grows with the
+    /// whole table (a restore, a snapshot), which the per-call limits must
+    /// not turn into a bound on the lattice's size.
+    pub async fn call_sized<R>(
+        &mut self,
+        name: &'static str,
+        grant: u32,
+        time: Duration,
+        f: impl AsyncFnOnce(&Plugin, &mut Store<HostState>) -> Answer<R>,
+    ) -> Result<R, CallError> {
         if self.poisoned {
             return Err(CallError::Trap {
                 call: name,
                 source: "instance was poisoned by an earlier call".into(),
             });
         }
-        self.store.data_mut().spec.begin_call();
-        self.store.data_mut().spec.grant_imports(grant);
+        let state = self.store.data_mut();
+        state.spec.begin_call();
+        state.spec.grant_imports(grant);
+        state.spec.grant_time(time);
+        state.cpu_budget = self.limits.cpu_budget + time;
         self.store.set_epoch_deadline(1);
         // Poisoned until the call returns: if this future is dropped half
         // way (its caller gone), the store is left mid-call and must go.
         self.poisoned = true;
         // The deadline is enforced inside (epoch callback, every import);
         // this outer bound only catches a host backend that ignores it.
-        let grace = self.limits.deadline + Duration::from_secs(1);
+        let grace = self.limits.deadline + time + Duration::from_secs(1);
         let out = tokio::time::timeout(grace, f(&self.plugin, &mut self.store)).await;
         match out {
             // Only a backend that ignores the deadline gets here.
@@ -218,8 +259,15 @@ impl Instance {
                 stalled: Some(grace),
             }),
             Ok(Err(trap)) => {
-                let stalled = self.store.data().spec.stalled_backend_call();
-                Err(classify(&self.limits, name, trap, stalled))
+                let state = self.store.data();
+                let stalled = state.spec.stalled_backend_call();
+                let limits = PluginLimits {
+                    memory_cap: state.limiter.memory_cap,
+                    cpu_budget: state.cpu_budget,
+                    deadline: self.limits.deadline + time,
+                    ..self.limits
+                };
+                Err(classify(&limits, name, trap, stalled))
             }
             Ok(Ok(answer)) => {
                 self.poisoned = false;

@@ -23,8 +23,10 @@
 //!   request instances and one table owner, every call under a memory cap,
 //!   CPU budget, deadline and import cap, instances replaced after a fault,
 //!   the whole engine swapped at one point. Its parts: `instance` (one
-//!   instance and its limits), `pool`, `owner`, `mirror` (the host's copy
-//!   of the table), [`keylock`].
+//!   instance and its limits), `pool`, `owner` (its memory cap sized from
+//!   the table it holds), `mirror` (the host's copy of the table),
+//!   `rebuild` (the table streamed back from the store), `health` (whole
+//!   or degraded), [`keylock`].
 //! * [`error`] — the typed errors of each boundary.
 //! * `bundled` (feature `bundled`) — the plugin built with this crate.
 
@@ -37,12 +39,14 @@ mod convert;
 pub mod embed;
 pub mod error;
 pub mod exports;
+mod health;
 pub mod host;
 mod instance;
 pub mod keylock;
 mod mirror;
 mod owner;
 mod pool;
+mod rebuild;
 pub mod runtime;
 
 pub use cache::ComponentCache;

@@ -17,6 +17,8 @@ use spec_model::{Link, PackedEntry, Snapshot, TableEntry, SNAPSHOT_FORMAT};
 pub struct Mirror {
     entries: BTreeMap<String, Packed>,
     links: usize,
+    /// Packed bytes and id bytes over all entries.
+    bytes: usize,
     /// Bumped by every change, so readers can cache what they derive.
     version: u64,
 }
@@ -33,6 +35,7 @@ impl Mirror {
         self.version += 1;
         if let Some(old) = self.entries.remove(id) {
             self.links -= old.links;
+            self.bytes -= old.bytes.len() + id.len();
         }
         if bytes.is_empty() {
             return;
@@ -41,6 +44,7 @@ impl Mirror {
         // zero (and the entry kept, for the plugin to read back).
         let links = packed::count(&bytes).unwrap_or(0);
         self.links += links;
+        self.bytes += bytes.len() + id.len();
         self.entries.insert(id.to_string(), Packed { bytes, links });
     }
 
@@ -69,6 +73,11 @@ impl Mirror {
     /// Links over all ids.
     pub fn links(&self) -> usize {
         self.links
+    }
+
+    /// The table's size in its packed form: ids and packed links, bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Every link, ordered by source id then as in its spec. Entries that do

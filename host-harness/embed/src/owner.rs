@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use spec_model::{
@@ -24,6 +25,7 @@ use spec_model::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::health::Health;
 use super::instance::{Factory, Instance};
 use super::mirror::Mirror;
 use super::runtime::LoadedPlugin;
@@ -42,8 +44,33 @@ pub(crate) fn read(mirror: &RwLock<Mirror>) -> std::sync::RwLockReadGuard<'_, Mi
     mirror.read().unwrap_or_else(|p| p.into_inner())
 }
 
-fn write(mirror: &RwLock<Mirror>) -> std::sync::RwLockWriteGuard<'_, Mirror> {
+pub(crate) fn write(mirror: &RwLock<Mirror>) -> std::sync::RwLockWriteGuard<'_, Mirror> {
     mirror.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The largest linear memory a wasm32 instance can have.
+const WASM32_MEMORY: u64 = 1 << 32;
+
+/// Room the plugin's table takes per byte of the mirror's packed form and
+/// per id (hash indexes, map slots, allocator slack), with room for the
+/// table's maps to double while the old ones are still held. Measured:
+/// about 190 bytes per id of one link in the plugin's memory.
+const TABLE_BYTES_PER_PACKED_BYTE: u64 = 4;
+const TABLE_BYTES_PER_ID: u64 = 512;
+
+/// See [`OwnerState::memory_cap`].
+pub(crate) fn table_memory_cap(per_call: usize, packed_bytes: usize, ids: usize) -> usize {
+    let table = (packed_bytes as u64)
+        .saturating_mul(TABLE_BYTES_PER_PACKED_BYTE)
+        .saturating_add((ids as u64).saturating_mul(TABLE_BYTES_PER_ID));
+    let cap = (per_call as u64).saturating_add(table).min(WASM32_MEMORY);
+    usize::try_from(cap).unwrap_or(usize::MAX)
+}
+
+/// Time a call over the whole table (a restore, a snapshot) may take
+/// beyond the per-call CPU budget and deadline, per id in the table.
+pub(crate) fn table_time(ids: usize) -> std::time::Duration {
+    std::time::Duration::from_micros(20).saturating_mul(u32::try_from(ids).unwrap_or(u32::MAX))
 }
 
 /// Import calls a table update may make beyond the cap: a delivery to the
@@ -61,16 +88,22 @@ fn links_in_value(value: &[u8]) -> usize {
 
 /// The state the owner task holds.
 pub(crate) struct OwnerState {
-    plugin: LoadedPlugin,
+    pub(crate) plugin: LoadedPlugin,
     instance: Option<Instance>,
-    factory: Arc<Factory>,
-    mirror: Arc<RwLock<Mirror>>,
+    pub(crate) factory: Arc<Factory>,
+    pub(crate) mirror: Arc<RwLock<Mirror>>,
     /// Per id, the newest store revision in the table.
-    applied: HashMap<String, u64>,
+    pub(crate) applied: HashMap<String, u64>,
     /// The highest store revision handled (applied, or known to be moot).
     /// The follower hands changes over in stream order, so every revision
     /// up to this one has been handled.
-    position: tokio::sync::watch::Sender<u64>,
+    pub(crate) position: tokio::sync::watch::Sender<u64>,
+    /// Whether the table is whole.
+    pub(crate) health: Health,
+    /// The instance's linear memory after the last call, bytes.
+    memory: Arc<AtomicUsize>,
+    /// Instances made after the first.
+    restarts: Arc<AtomicU64>,
 }
 
 impl OwnerState {
@@ -85,51 +118,77 @@ impl OwnerState {
 }
 
 impl OwnerState {
-    /// The instance, made anew (table restored) when the last call lost it.
-    async fn live(&mut self) -> Result<&mut Instance, CallError> {
+    /// The instance, made anew (table restored) when the last call lost it,
+    /// with its memory cap sized for the table it holds. While the table is
+    /// degraded, a rebuild is tried when one is due and the call is
+    /// refused with [`CallError::NotReady`] otherwise.
+    pub(crate) async fn live(&mut self) -> Result<&mut Instance, CallError> {
         if self.instance.as_ref().is_some_and(Instance::is_poisoned) {
             self.instance = None;
         }
-        let instance = match self.instance.take() {
+        let mut instance = match self.instance.take() {
             Some(instance) => instance,
-            None => self.fresh().await?,
+            None => {
+                if let Some(reason) = self.health.not_due() {
+                    return Err(CallError::NotReady { reason });
+                }
+                self.fresh().await?
+            }
         };
+        instance.set_memory_cap(self.memory_cap());
         Ok(self.instance.insert(instance))
     }
 
+    /// The owner's memory cap: room for the table it holds, plus one
+    /// call's worth (the configured cap) on top. The per-call cap guards
+    /// against a plugin that runs away in one call; it must not bound how
+    /// large a lattice the table can follow.
+    pub(crate) fn memory_cap(&self) -> usize {
+        let mirror = read(&self.mirror);
+        table_memory_cap(self.factory.limits.memory_cap, mirror.bytes(), mirror.ids())
+    }
+
     /// A fresh instance holding the mirrored table. Should the plugin refuse
-    /// it, the host must not be left unable to make any instance: the table
-    /// is rebuilt from the store instead (nothing delivered), or, failing
-    /// that too, the instance starts empty — both logged.
+    /// it (or the table be degraded already), the table is rebuilt from the
+    /// store, delivering nothing; should that fail too, the table is
+    /// degraded — said in [`Owner::health`], retried with a backoff, and
+    /// every call that needs it refused meanwhile. It never starts empty.
     async fn fresh(&mut self) -> Result<Instance, CallError> {
-        let mut instance = self.factory.instantiate(&self.plugin).await?;
-        let snapshot = read(&self.mirror).snapshot();
-        if snapshot.entries.is_empty() {
-            return Ok(instance);
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        if self.health.reason().is_none() {
+            let mut instance = self.factory.instantiate(&self.plugin).await?;
+            let snapshot = read(&self.mirror).snapshot();
+            if snapshot.entries.is_empty() {
+                return Ok(instance);
+            }
+            instance.set_memory_cap(self.memory_cap());
+            match restore(&mut instance, &snapshot).await {
+                Ok(()) => return Ok(instance),
+                Err(e) => {
+                    tracing::error!(error = %error_chain(&e), "the plugin refused the mirrored link table; rebuilding it from the store");
+                }
+            }
         }
-        let refused = match restore(&mut instance, &snapshot).await {
-            Ok(()) => return Ok(instance),
-            Err(e) => e,
-        };
-        tracing::error!(error = %error_chain(&refused), "the plugin refused the mirrored link table; rebuilding it from the store");
-        let mut instance = self.factory.instantiate(&self.plugin).await?;
-        let rebuilt = instance
-            .call("reload-from-store", async |p, s| {
-                p.reload_from_store(s).await
-            })
-            .await;
-        match rebuilt {
-            Ok(_) => {
-                let snapshot = instance
-                    .call_infallible("snapshot-table", async |p, s| p.snapshot_table(s).await)
-                    .await?;
-                write(&self.mirror).load(snapshot);
+        match self.rebuild().await {
+            Ok((instance, report)) => {
+                if self.health.reason().is_some() {
+                    tracing::info!(
+                        ids = report.loaded,
+                        links = report.links,
+                        "link table rebuilt from the store; whole again"
+                    );
+                }
+                self.health.whole();
                 Ok(instance)
             }
             Err(e) => {
-                tracing::error!(error = %error_chain(&e), "cannot rebuild the table from the store; starting empty");
-                write(&self.mirror).load(Snapshot::default());
-                self.factory.instantiate(&self.plugin).await
+                let reason = format!(
+                    "the table was lost and its rebuild from the store failed: {}",
+                    error_chain(&e)
+                );
+                let retry_in = self.health.degrade(reason.clone());
+                tracing::error!(error = %error_chain(&e), ?retry_in, "cannot rebuild the link table from the store; requests that need it are refused until it is whole");
+                Err(CallError::NotReady { reason })
             }
         }
     }
@@ -255,8 +314,9 @@ pub struct Handoff {
 }
 
 async fn restore(instance: &mut Instance, snapshot: &Snapshot) -> Result<(), CallError> {
+    let time = table_time(snapshot.entries.len());
     instance
-        .call("restore-table", async |p, s| {
+        .call_sized("restore-table", 0, time, async |p, s| {
             p.restore_table(s, snapshot).await
         })
         .await
@@ -268,6 +328,9 @@ pub(crate) struct Owner {
     jobs: mpsc::Sender<Job>,
     mirror: Arc<RwLock<Mirror>>,
     position: tokio::sync::watch::Receiver<u64>,
+    degraded: Arc<RwLock<Option<String>>>,
+    memory: Arc<AtomicUsize>,
+    restarts: Arc<AtomicU64>,
 }
 
 impl Owner {
@@ -276,6 +339,9 @@ impl Owner {
     pub async fn start(plugin: LoadedPlugin, factory: Arc<Factory>) -> Result<Self, CallError> {
         let mirror = Arc::new(RwLock::new(Mirror::default()));
         let (position_tx, position) = tokio::sync::watch::channel(0);
+        let (health, degraded) = Health::new();
+        let memory = Arc::new(AtomicUsize::new(0));
+        let restarts = Arc::new(AtomicU64::new(0));
         let mut state = OwnerState {
             plugin,
             instance: None,
@@ -283,19 +349,65 @@ impl Owner {
             mirror: Arc::clone(&mirror),
             applied: HashMap::new(),
             position: position_tx,
+            health,
+            memory: Arc::clone(&memory),
+            restarts: Arc::clone(&restarts),
         };
         state.live().await?;
+        // The first instance is not a restart.
+        restarts.store(0, Ordering::Relaxed);
         let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
-            while let Some(job) = queue.recv().await {
-                job(&mut state).await;
+            loop {
+                // A degraded table is rebuilt when due, also when no call
+                // comes to try it.
+                let due = state.health.due();
+                let rebuild = async {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    job = queue.recv() => match job {
+                        Some(job) => job(&mut state).await,
+                        None => break,
+                    },
+                    () = rebuild => {
+                        // Its outcome is in the health (and the log).
+                        let _ = state.live().await;
+                    }
+                }
+                if let Some(instance) = &state.instance {
+                    state
+                        .memory
+                        .store(instance.memory_size(), Ordering::Relaxed);
+                }
             }
         });
         Ok(Owner {
             jobs,
             mirror,
             position,
+            degraded,
+            memory,
+            restarts,
         })
+    }
+
+    /// The table owner's linear memory after its last call, bytes.
+    pub fn memory(&self) -> usize {
+        self.memory.load(Ordering::Relaxed)
+    }
+
+    /// Instances made after the first.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Why the table is not whole, when it is not (see [`Health`]).
+    pub fn degraded(&self) -> Option<String> {
+        super::health::read(&self.degraded)
     }
 
     /// Waits (at most `limit`) until every store revision up to `revision`
@@ -394,20 +506,15 @@ impl Owner {
         .await
     }
 
-    /// Rebuilds the table from the store, delivering nothing.
+    /// Rebuilds the table from the store, delivering nothing (see
+    /// `rebuild`: the bucket is streamed, each step under its own
+    /// deadline). A failure leaves the table as it was.
     pub async fn reload_from_store(&self) -> Result<ReloadReport, CallError> {
         self.run(move |s| {
             Box::pin(async move {
-                let instance = s.live().await?;
-                let report = instance
-                    .call("reload-from-store", async |p, st| {
-                        p.reload_from_store(st).await
-                    })
-                    .await?;
-                let snapshot = instance
-                    .call_infallible("snapshot-table", async |p, st| p.snapshot_table(st).await)
-                    .await?;
-                write(&s.mirror).load(snapshot);
+                let (instance, report) = s.rebuild().await?;
+                s.instance = Some(instance);
+                s.health.whole();
                 Ok(report)
             })
         })
@@ -466,9 +573,12 @@ impl Owner {
     pub async fn plugin_snapshot(&self) -> Result<Snapshot, CallError> {
         self.run(move |s| {
             Box::pin(async move {
+                let time = table_time(read(&s.mirror).ids());
                 let instance = s.live().await?;
                 instance
-                    .call_infallible("snapshot-table", async |p, st| p.snapshot_table(st).await)
+                    .call_sized("snapshot-table", 0, time, async |p, st| {
+                        p.snapshot_table(st).await.map(Ok)
+                    })
                     .await
             })
         })

@@ -17,15 +17,18 @@
 //! the watch is re-created after a server restart and replays from its last
 //! position.
 //!
-//! A change whose apply failed with a plugin fault (a trap, a limit), or
-//! that the owner dropped unanswered, is not lost: it waits, per id, and is
-//! tried again with a doubling backoff (0.1 s … 5 s) on a fresh instance —
-//! or on a new build after a swap — until it applies. A newer change of the
-//! same id replaces it. Only then is it counted as applied, and until then
-//! the host does not report itself caught up. Every try runs on this loop
-//! and holds up the changes behind it for as long as it takes (at most the
-//! call's deadline): a change that keeps failing on one build is tried
-//! there a few times, then once a minute, and at once after a swap.
+//! A change whose apply failed with a plugin fault (a trap, a limit), that
+//! the owner dropped unanswered, or that met a table being rebuilt, is not
+//! lost: it waits, per id, and is tried again with a doubling backoff
+//! (0.1 s … 5 s) — or on a new build after a swap — until it applies. A
+//! newer change of the same id replaces it. Only then is it counted as
+//! applied, and until then the host does not report itself caught up.
+//! Each try runs first on a scratch instance, off this loop
+//! ([`SpecHost::probe_change`]), and reaches the table owner only if the
+//! plugin did not fault there: one bad stored value costs the owner its
+//! first fault, not a stall of every change behind it at each try. A
+//! change that keeps failing on one build is tried there a few times, then
+//! once a minute, and at once after a swap.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +40,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::entries::{entries, Start};
 use super::subjects;
 use spec_embed::backend::error_chain;
 use spec_embed::error::{CallError, SpecError};
@@ -88,7 +92,9 @@ pub struct SpecChange {
     pub report: Option<Arc<UpdateReport>>,
 }
 
-/// Applies bucket changes to a [`SpecHost`].
+/// Applies bucket changes to a [`SpecHost`]. It reads the bucket through
+/// an ordered pull consumer ([`crate::entries`]), so a catch-up of any
+/// size makes the server wait rather than overflow the client.
 pub struct Follower {
     bucket: kv::Store,
     host: SpecHost,
@@ -172,20 +178,25 @@ impl Follower {
         let mut position: u64 = 0;
         let mut backoff = Duration::from_millis(100);
         let mut parked = Parked::default();
-        // An empty bucket has no history to catch up with.
-        if matches!(self.bucket.status().await, Ok(s) if s.values() == 0) {
-            stats.caught_up.store(true, Ordering::Relaxed);
-        }
+        // Probes of parked changes: at most PROBES at once, their outcomes
+        // back to this loop.
+        let probes = Arc::new(tokio::sync::Semaphore::new(PROBES));
+        let (probed_tx, mut probed) = tokio::sync::mpsc::channel(PROBES);
         loop {
-            let watch = if position == 0 {
-                self.bucket.watch_with_history(">").await
-            } else {
-                self.bucket.watch_all_from_revision(position + 1).await
+            let start = match position {
+                0 => Start::LastPerKey,
+                p => Start::After(p),
             };
-            let mut entries = match watch {
-                Ok(w) => w,
+            let mut entries = match entries(&self.bucket, start).await {
+                Ok((pending, entries)) => {
+                    // Nothing to catch up with.
+                    if pending == 0 {
+                        stats.caught_up.store(true, Ordering::Relaxed);
+                    }
+                    entries
+                }
                 Err(e) => {
-                    tracing::warn!(error = %error_chain(&e), "cannot watch the spec bucket; retrying");
+                    tracing::warn!(error = %error_chain(e.as_ref()), "cannot watch the spec bucket; retrying");
                     tokio::select! {
                         _ = stop.changed() => return,
                         _ = tokio::time::sleep(backoff) => {}
@@ -218,17 +229,40 @@ impl Follower {
                         break;
                     }
                     () = retry => {
+                        // Tried first on a scratch instance, off this loop:
+                        // a value that faults again costs the owner nothing.
                         for change in parked.take_due(&self.host.plugin_version()) {
-                            let seen = SpecChange {
-                                id: change.id.clone(),
-                                deleted: change.value.is_none(),
-                                revision: change.revision,
-                                value: change.value.as_deref().map(Arc::from),
-                                report: None,
-                            };
-                            if let Some(report) = self.apply(change, &stats, &mut parked).await {
-                                let _ = self.changes.send(SpecChange { report: Some(Arc::new(report)), ..seen });
+                            parked.probing(&change.id);
+                            let host = self.host.clone();
+                            let results = probed_tx.clone();
+                            let permits = Arc::clone(&probes);
+                            tokio::spawn(async move {
+                                let Ok(_permit) = permits.acquire_owned().await else { return };
+                                let out = host.probe_change(&change.id, change.value.as_deref()).await;
+                                let _ = results.send((change, out)).await;
+                            });
+                        }
+                        continue;
+                    }
+                    Some((change, out)) = probed.recv() => {
+                        if !parked.holds(&change) {
+                            // Settled or replaced by a newer change meanwhile.
+                            continue;
+                        }
+                        match out {
+                            Ok(()) => {
+                                let seen = SpecChange {
+                                    id: change.id.clone(),
+                                    deleted: change.value.is_none(),
+                                    revision: change.revision,
+                                    value: change.value.as_deref().map(Arc::from),
+                                    report: None,
+                                };
+                                if let Some(report) = self.apply(change, &stats, &mut parked).await {
+                                    let _ = self.changes.send(SpecChange { report: Some(Arc::new(report)), ..seen });
+                                }
                             }
+                            Err(e) => self.not_applied(change, &e, &stats, &mut parked),
                         }
                         stats.pending.store(parked.len(), Ordering::Relaxed);
                         continue;
@@ -241,7 +275,7 @@ impl Follower {
                     // The watcher recovers by itself (e.g. a missed heartbeat
                     // while the server restarts): keep reading.
                     Some(Err(e)) => {
-                        tracing::warn!(error = %error_chain(&e), "spec bucket watch hiccup")
+                        tracing::warn!(error = %error_chain(e.as_ref()), "spec bucket watch hiccup")
                     }
                     Some(Ok(entry)) => {
                         position = position.max(entry.revision);
@@ -319,20 +353,40 @@ impl Follower {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(key = %change.key(), revision = change.revision, error = %e, "the plugin refused the spec change; skipped");
             }
-            // The owner dropped the call without an answer: not applied,
-            // so it waits like a fault rather than being lost.
-            Err(e) => {
-                stats.retried.fetch_add(1, Ordering::Relaxed);
-                if e.is_plugin_fault() {
-                    stats.faults.fetch_add(1, Ordering::Relaxed);
-                }
-                let wait = parked.park(change.clone(), self.host.plugin_version());
-                tracing::warn!(key = %change.key(), revision = change.revision, error = %error_chain(&e), retry_in = ?wait, "spec change not applied; will try again");
-            }
+            // The owner dropped the call without an answer, or the table
+            // is being rebuilt: not applied, so it waits like a fault
+            // rather than being lost.
+            Err(e) => self.not_applied(change, &e, stats, parked),
         }
         None
     }
 }
+
+impl Follower {
+    /// Keeps a change that was not applied (a fault, or the table being
+    /// rebuilt), to be tried again.
+    fn not_applied(&self, change: Change, e: &CallError, stats: &FollowStats, parked: &mut Parked) {
+        stats.retried.fetch_add(1, Ordering::Relaxed);
+        if e.is_plugin_fault() {
+            stats.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        let (key, revision) = (change.key(), change.revision);
+        let wait = parked.park(change, self.host.plugin_version());
+        if matches!(e, CallError::NotReady { .. }) {
+            // Said once by the owner, not once per change.
+            tracing::debug!(%key, revision, error = %e, retry_in = ?wait, "spec change waits for the table's rebuild");
+        } else {
+            tracing::warn!(%key, revision, error = %error_chain(e), retry_in = ?wait, "spec change not applied; will try again");
+        }
+    }
+}
+
+/// Parked changes probed at once, at most.
+const PROBES: usize = 2;
+
+/// How long a parked change being probed is left alone (a probe ends within
+/// the call's limits, long before).
+const PROBE_WAIT: Duration = Duration::from_secs(60);
 
 /// One change of a spec seen in the bucket.
 #[derive(Clone, Debug)]
@@ -411,6 +465,20 @@ impl Parked {
         self.waiting
             .get(&change.id)
             .is_some_and(|w| w.change.revision > change.revision)
+    }
+
+    /// Whether `change` itself is the one waiting for its id.
+    fn holds(&self, change: &Change) -> bool {
+        self.waiting
+            .get(&change.id)
+            .is_some_and(|w| w.change.revision == change.revision)
+    }
+
+    /// Leaves `id` alone while a probe of it runs.
+    fn probing(&mut self, id: &str) {
+        if let Some(w) = self.waiting.get_mut(id) {
+            w.due = tokio::time::Instant::now() + PROBE_WAIT;
+        }
     }
 
     /// The change (or a newer one of its id) is done with.

@@ -8,6 +8,7 @@
 //! | `compare_and_swap(None)`  | `create` (absent or deleted only) |
 //! | `delete`                  | a `KV-Operation: DEL` marker (as `delete` writes), returning its sequence |
 //! | `list_keys`               | `keys`, filtered by prefix |
+//! | `scan`                    | one ordered pull consumer, last entry per key ([`crate::entries`]) |
 //!
 //! Every call is bounded by the operation timeout. A timeout is reported as
 //! [`BackendError::Timeout`] while the client is connected and as
@@ -40,7 +41,7 @@ use async_nats::jetstream::kv::{
 use async_nats::jetstream::{self, ErrorCode};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use spec_embed::backend::{BackendError, BoxError, Entry, KeyValue};
 
@@ -427,5 +428,48 @@ impl KeyValue for JetStreamKv {
             Ok(all.into_iter().filter(|k| k.starts_with(prefix)).collect())
         })
         .await
+    }
+
+    /// Streams the bucket's newest entry per key, each step under the
+    /// operation timeout (a bucket of any size is read this way, never
+    /// under one deadline), until the consumer has nothing more pending.
+    async fn scan(
+        &self,
+        prefix: &str,
+        out: tokio::sync::mpsc::Sender<(String, Entry)>,
+    ) -> Result<(), BackendError> {
+        let failed = |source: BoxError| BackendError::Other { op: "scan", source };
+        let (pending, mut entries) = self
+            .bounded("scan", prefix, None, async {
+                crate::entries::entries(&self.store, crate::entries::Start::LastPerKey)
+                    .await
+                    .map_err(failed)
+            })
+            .await?;
+        if pending == 0 {
+            return Ok(());
+        }
+        loop {
+            let next = self
+                .bounded("scan", prefix, None, async { Ok(entries.next().await) })
+                .await?;
+            let entry = match next {
+                Some(entry) => entry.map_err(failed)?,
+                None => return Err(failed("the bucket's consumer ended early".into())),
+            };
+            let last = entry.delta == 0;
+            if entry.operation == Operation::Put && entry.key.starts_with(prefix) {
+                let value = Entry {
+                    value: entry.value.to_vec(),
+                    revision: entry.revision,
+                };
+                if out.send((entry.key, value)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if last {
+                return Ok(());
+            }
+        }
     }
 }

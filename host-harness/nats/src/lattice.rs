@@ -147,6 +147,31 @@ pub struct Lattice {
     pub configs: jetstream::kv::Store,
     /// Counts the connection's (re)connects: watchers start anew on a change.
     reconnects: tokio::sync::watch::Receiver<u64>,
+    /// Times the server told this client it dropped messages of one of its
+    /// subscriptions (a slow consumer).
+    slow_consumers: std::sync::Arc<SlowConsumers>,
+}
+
+/// Slow-consumer events: counted, and logged at most once per
+/// [`SLOW_CONSUMER_LOG_EVERY`] (a flood of them is one line, not one per
+/// event).
+#[derive(Debug, Default)]
+struct SlowConsumers {
+    seen: std::sync::atomic::AtomicU64,
+    last_logged: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+const SLOW_CONSUMER_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl SlowConsumers {
+    fn seen(&self, sid: u64) {
+        let total = self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= SLOW_CONSUMER_LOG_EVERY) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(subscription = sid, total, "NATS dropped messages for a subscription this client read too slowly (slow consumer)");
+        }
+    }
 }
 
 impl Lattice {
@@ -156,12 +181,15 @@ impl Lattice {
         let (connect, addrs) = connect::client_options(&options.url, &options.auth, &options.tls)?;
         let (reconnected, reconnects) = tokio::sync::watch::channel(0u64);
         let reconnected = std::sync::Arc::new(reconnected);
+        let slow_consumers = std::sync::Arc::new(SlowConsumers::default());
+        let slow = std::sync::Arc::clone(&slow_consumers);
         let connect = connect
             .name("spec-host")
             .connection_timeout(options.connect_timeout)
             .request_timeout(Some(options.op_timeout))
             .event_callback(move |event| {
                 let reconnected = std::sync::Arc::clone(&reconnected);
+                let slow = std::sync::Arc::clone(&slow);
                 async move {
                     match event {
                         async_nats::Event::Connected => {
@@ -171,6 +199,7 @@ impl Lattice {
                         async_nats::Event::Disconnected => {
                             tracing::warn!("disconnected from NATS; reconnecting")
                         }
+                        async_nats::Event::SlowConsumer(sid) => slow.seen(sid),
                         other => tracing::debug!(event = %other, "NATS event"),
                     }
                 }
@@ -231,7 +260,16 @@ impl Lattice {
             specs,
             configs,
             reconnects,
+            slow_consumers,
         })
+    }
+
+    /// Slow-consumer events so far: messages the server dropped because
+    /// this client read one of its subscriptions too slowly.
+    pub fn slow_consumers(&self) -> u64 {
+        self.slow_consumers
+            .seen
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A follower of the spec bucket for `host`, which re-creates its watch

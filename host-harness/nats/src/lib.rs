@@ -7,6 +7,7 @@
 
 pub mod configs;
 pub mod connect;
+pub mod entries;
 pub mod events;
 pub mod follow;
 pub mod kv;

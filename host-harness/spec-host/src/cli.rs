@@ -68,7 +68,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Largest linear memory the plugin may use, in MiB.
+    /// Largest linear memory one plugin call may use, in MiB. The table
+    /// owner's cap is this plus room for the table it holds (up to
+    /// wasm32's 4 GiB), so it does not bound the lattice's size.
     #[arg(long, default_value_t = 256, global = true)]
     pub memory_cap_mib: usize,
     /// Plugin CPU time one call may use, in milliseconds.

@@ -395,3 +395,30 @@ pub async fn spec_host_cli(url: &str, lattice: &str, command: &str) -> anyhow::R
     let cli = <spec_host::cli::Cli as clap::Parser>::try_parse_from(all)?;
     spec_host::cli::run(cli).await
 }
+
+/// Stores `n` specs of one link each, `{prefix}-{i}` → `kvredis`, straight
+/// into `lattice`'s bucket (as other hosts would have written them), 256
+/// writes in flight.
+pub async fn fill_specs(lattice: &spec_nats::Lattice, prefix: &str, n: usize) {
+    use futures::StreamExt;
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let kv = lattice.specs.clone();
+            async move {
+                let source = format!("{prefix}-{i}");
+                let spec = test_support::spec(
+                    &format!("file:///{source}.wasm"),
+                    vec![test_support::store_link(&source, "kvredis")],
+                );
+                let key = spec_nats::subjects::component_key(&source);
+                kv.put(key, spec_model::json::encode_spec(&spec).into())
+                    .await
+                    .err()
+            }
+        })
+        .buffer_unordered(256)
+        .filter_map(|e| async move { e })
+        .collect::<Vec<_>>()
+        .await;
+    assert!(failed.is_empty(), "storing specs: {:?}", failed.first());
+}

@@ -2,8 +2,9 @@
 //! driven by wasmCloud's own control client: link.get answered from the
 //! table (with an error reply, not silence, past the server's max
 //! payload), bounded admission answering "busy", a call stuck in a plugin
-//! loop holding up nobody else, config names capped, and a spec change
-//! whose apply traps retried until a fixed build applies it.
+//! loop holding up nobody else, config names capped, a spec change whose
+//! apply traps retried until a fixed build applies it, and its retries
+//! kept off the table owner.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,21 @@ use spec_e2e::{
 use spec_embed::PluginLimits;
 use spec_nats::subjects;
 use wasmcloud_control_interface::Link;
+
+/// Another host writes a spec whose apply traps in the faulty build.
+async fn store_poison_apply(served: &spec_e2e::Served) {
+    let json = r#"{"url":"","links":[{"source_id":"poison-apply","target":"kvredis","name":"default","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["store"],"source_config":[],"target_config":[]}]}"#;
+    served
+        .service
+        .lattice
+        .specs
+        .put(
+            "COMPONENT_poison-apply",
+            Bytes::from_static(json.as_bytes()),
+        )
+        .await
+        .unwrap();
+}
 
 fn link(source: &str, target: &str) -> Link {
     kv_link(source, target, "default", &[])
@@ -256,18 +272,7 @@ async fn a_spec_change_whose_apply_traps_is_applied_once_a_fixed_build_runs() {
         .await
         .unwrap();
     watcher.flush().await.unwrap();
-    // Another host writes a spec whose apply traps in this build.
-    let json = r#"{"url":"","links":[{"source_id":"poison-apply","target":"kvredis","name":"default","wit_namespace":"wasi","wit_package":"keyvalue","interfaces":["store"],"source_config":[],"target_config":[]}]}"#;
-    served
-        .service
-        .lattice
-        .specs
-        .put(
-            "COMPONENT_poison-apply",
-            Bytes::from_static(json.as_bytes()),
-        )
-        .await
-        .unwrap();
+    store_poison_apply(&served).await;
     // Other changes keep flowing meanwhile.
     let client = ctl_client(&url, "retry").await;
     put_link_ok(&client, link("fine", "kvredis")).await;
@@ -298,5 +303,63 @@ async fn a_spec_change_whose_apply_traps_is_applied_once_a_fixed_build_runs() {
     let stats = served.service.follow_stats().unwrap();
     assert_eq!(stats.pending.load(std::sync::atomic::Ordering::Relaxed), 0);
     assert!(stats.retried.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    served.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_spec_change_that_keeps_trapping_is_retried_off_the_table_owner() {
+    let n = nats().await;
+    let url = n.server.url();
+    let served = serve_with(
+        &url,
+        "probe",
+        ServeOptions {
+            providers: vec!["kvredis".into()],
+            plugin_file: Some(PLUGIN_FAULTY_WASM.into()),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    store_poison_apply(&served).await;
+    let stats = served.service.follow_stats().expect("following");
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    // Tried again (0.1, 0.2, 0.4, 0.8 s apart) while other changes flow.
+    let client = ctl_client(&url, "probe").await;
+    let started = Instant::now();
+    let mut i = 0;
+    while count(&stats.faults) < 4 {
+        put_link_ok(&client, link(&format!("fine-{i}"), "kvredis")).await;
+        i += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} faults",
+            count(&stats.faults)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&stats.pending), 1);
+    // The owner faulted once (the first apply); every try after that ran
+    // on a scratch instance, so its table was restored once, not per try.
+    let restarts = served.service.host.table_stats().owner_restarts;
+    assert_eq!(
+        restarts, 1,
+        "the table owner was restarted {restarts} times"
+    );
+    assert!(served.service.host.links_of("poison-apply").is_empty());
+    assert!(
+        served
+            .service
+            .host
+            .caught_up_with_own_writes(Duration::from_secs(5))
+            .await
+    );
+    assert_eq!(
+        served
+            .service
+            .host
+            .links_of(&format!("fine-{}", i - 1))
+            .len(),
+        1
+    );
     served.stop().await.unwrap();
 }

@@ -13,4 +13,4 @@ mod traits;
 
 pub use error::{error_chain, BackendError, BoxError};
 pub use spec_model::{Entry, NotifyError};
-pub use traits::{check_key, KeyValue, ProviderNotify};
+pub use traits::{check_key, KeyValue, ProviderNotify, Silent};

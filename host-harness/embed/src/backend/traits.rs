@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use spec_model::{Entry, Link, NotifyError};
+use tokio::sync::mpsc;
 
 use super::BackendError;
 
@@ -34,6 +35,48 @@ pub trait KeyValue: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<u64, BackendError>;
     /// Lists present keys starting with `prefix`.
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, BackendError>;
+
+    /// Sends every present key starting with `prefix`, with its entry, to
+    /// `out` (in no set order) and returns once all were sent, or as soon
+    /// as `out` is closed. A host rebuilding its table reads the bucket
+    /// this way, waiting on each step with its own deadline, so the size of
+    /// the bucket never meets one deadline for the whole listing.
+    ///
+    /// The default lists the keys, then reads each; a backend that can
+    /// stream the values (NATS: one ordered consumer) should override it.
+    async fn scan(
+        &self,
+        prefix: &str,
+        out: mpsc::Sender<(String, Entry)>,
+    ) -> Result<(), BackendError> {
+        for key in self.list_keys(prefix).await? {
+            if let Some(entry) = self.get(&key).await? {
+                if out.send((key, entry)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A notifier that delivers nothing: no provider runs here. Used while a
+/// table is rebuilt from the store (those links are in force already).
+pub struct Silent;
+
+#[async_trait]
+impl ProviderNotify for Silent {
+    fn local_providers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn link_put(&self, provider_id: &str, _link: &Link) -> Result<(), NotifyError> {
+        Err(NotifyError::NoSuchProvider(provider_id.to_string()))
+    }
+
+    async fn link_delete(&self, provider_id: &str, _link: &Link) -> Result<(), NotifyError> {
+        Err(NotifyError::NoSuchProvider(provider_id.to_string()))
+    }
 }
 
 /// Delivery of link changes to providers running on this host.

@@ -159,6 +159,13 @@ pub async fn handle(service: &Service, op: LinkOp, payload: &[u8]) -> Handled {
         LinkOp::Put => Handled::from(put(service, payload).await),
         LinkOp::Del => Handled::from(del(service, payload).await),
         LinkOp::Get => {
+            // Never an answer from part of the table.
+            if let Some(reason) = service
+                .table_unready(std::time::Duration::from_secs(1))
+                .await
+            {
+                return Handled::from(failure(format!("not ready: {reason}; try again")));
+            }
             // Read-your-writes on this host: its own writes reach the table
             // through the follower, within a millisecond or so.
             service

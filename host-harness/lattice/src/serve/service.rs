@@ -194,6 +194,54 @@ impl Service {
             .clone()
     }
 
+    /// Why this host's table is not whole and current, when it is not:
+    /// lost and not yet rebuilt (degraded), still catching up with the
+    /// bucket, or with changes waiting to be tried again. `None`: caught up.
+    pub fn not_caught_up(&self) -> Option<String> {
+        if let Some(reason) = self.host.table_degraded() {
+            return Some(format!("degraded: {reason}"));
+        }
+        let Some(follow) = self.follow_stats() else {
+            return Some("not following the spec bucket".to_string());
+        };
+        if !follow.caught_up.load(Ordering::Relaxed) {
+            return Some("catching up with the spec bucket".to_string());
+        }
+        match follow.pending.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(format!(
+                "{n} spec changes wait to be tried again (see the log)"
+            )),
+        }
+    }
+
+    /// Why the table must not answer reads now, after waiting up to `wait`
+    /// for a catch-up in progress: it is degraded, or has not yet read the
+    /// whole bucket. A change waiting to be tried again does not stop
+    /// reads (the rest of the table is current; status names it).
+    pub async fn table_unready(&self, wait: std::time::Duration) -> Option<String> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let reason = match self.host.table_degraded() {
+                Some(reason) => {
+                    return Some(format!(
+                        "this host's link table is degraded ({reason}); it is being rebuilt"
+                    ))
+                }
+                None => match self.follow_stats() {
+                    Some(f) if !f.caught_up.load(Ordering::Relaxed) => {
+                        "this host is still reading the spec bucket into its link table".to_string()
+                    }
+                    _ => return None,
+                },
+            };
+            if tokio::time::Instant::now() >= until {
+                return Some(reason);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The plugin running now.
     pub fn plugin_info(&self) -> PluginInfo {
         // Only whole values are ever written: a poisoned lock still holds one.

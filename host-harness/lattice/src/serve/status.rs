@@ -61,10 +61,26 @@ pub struct Status {
     /// tried again.
     #[serde(default)]
     pub pending_changes: u64,
-    /// Whether the table has caught up with everything the bucket held when
-    /// this host started following it.
+    /// Whether the table is whole and current: it holds every spec of the
+    /// bucket up to the revision followed (never lost and left partial), and
+    /// no change waits to be tried again.
     #[serde(default)]
     pub caught_up: bool,
+    /// Why `caught_up` is false: degraded (with the reason), catching up,
+    /// or changes waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_caught_up: Option<String>,
+    /// The table owner's plugin memory, bytes, and the most it may grow to
+    /// now (room for the table plus one call's worth; wasm32 allows 4 GiB).
+    #[serde(default)]
+    pub table_memory: usize,
+    /// See `table_memory`.
+    #[serde(default)]
+    pub table_memory_cap: usize,
+    /// Messages NATS dropped because this host read a subscription too
+    /// slowly (slow-consumer events); 0 in a healthy host.
+    #[serde(default)]
+    pub slow_consumers: u64,
     /// Acknowledged links put back after a blind write (a v1.9 host's)
     /// dropped them.
     #[serde(default)]
@@ -118,12 +134,9 @@ pub fn current(service: &Service) -> Status {
     let pending = follow
         .as_ref()
         .map_or(0, |s| s.pending.load(Ordering::Relaxed));
-    // Caught up: the first watch delivered the whole bucket, and no change
-    // waits to be tried again (the table lacks it until then).
-    let caught_up = follow
-        .as_ref()
-        .is_some_and(|s| s.caught_up.load(Ordering::Relaxed))
-        && pending == 0;
+    // Caught up: the table is whole, the first read of the bucket is
+    // through, and no change waits to be tried again.
+    let not_caught_up = service.not_caught_up();
     Status {
         host_id: service.host_id.clone(),
         lattice: service.lattice.options.lattice.clone(),
@@ -141,7 +154,11 @@ pub fn current(service: &Service) -> Status {
         in_flight: service.in_flight(),
         pool_size: service.host.pool_load().0,
         pending_changes: pending,
-        caught_up,
+        caught_up: not_caught_up.is_none(),
+        not_caught_up,
+        table_memory: table.plugin_memory,
+        table_memory_cap: table.memory_cap,
+        slow_consumers: service.lattice.slow_consumers(),
         links_restored: service.guard.restored.load(Ordering::Relaxed),
         wasmcloud_hosts: service.census().wasmcloud_hosts,
         faults: service.faults(),

@@ -166,6 +166,16 @@ impl Printer {
                 s.swaps,
                 s.faults
             );
+            match &s.not_caught_up {
+                None => println!("  table caught up"),
+                Some(why) => println!("  table NOT caught up: {why}"),
+            }
+            println!(
+                "  table memory {} MiB of {} MiB allowed, {} slow-consumer event(s)",
+                s.table_memory >> 20,
+                s.table_memory_cap >> 20,
+                s.slow_consumers
+            );
             if s.wasmcloud_hosts > 0 || s.links_restored > 0 {
                 println!(
                     "  beside {} wasmCloud host(s): {} acknowledged link(s) put back after blind writes",
