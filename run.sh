@@ -107,6 +107,17 @@ run_tests() {
     awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 }
 
+# The release spec-host, with its shell completions and man page written
+# beside it (target/share/), as packagers and shells expect them.
+build_release() {
+    cargo build --release --locked -p spec-host
+    mkdir -p target/share/man/man1 target/share/completions
+    target/release/spec-host man > target/share/man/man1/spec-host.1
+    target/release/spec-host completions bash > target/share/completions/spec-host.bash
+    target/release/spec-host completions zsh > target/share/completions/_spec-host
+    target/release/spec-host completions fish > target/share/completions/spec-host.fish
+}
+
 cmd=${1:-demo}
 ensure_wasm_target
 ensure_nats_server
@@ -128,20 +139,20 @@ case "$cmd" in
         cargo run --release --locked -p spec-bench -- --json bench/results/full.json --chart bench/charts "$@"
         ;;
     ui)
-        cargo build --release --locked -p spec-host
+        build_release
         scripts/ui.sh demo
         ;;
     ui-browser-test)
-        cargo build --release --locked -p spec-host
+        build_release
         scripts/ui.sh browser-test
         ;;
     demo)
         shift || true
-        cargo build --release --locked -p spec-host
+        build_release
         exec target/release/spec-host --state-dir "${SPEC_HOST_STATE_DIR:-target/demo-state}" demo "$@"
         ;;
     *)
-        cargo build --release --locked -p spec-host
+        build_release
         exec target/release/spec-host "$@"
         ;;
 esac

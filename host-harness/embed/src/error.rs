@@ -150,6 +150,10 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// The bytes are not a WebAssembly component at all (another file, or
+    /// a core module); what they are instead.
+    #[error("plugin is not a WebAssembly component: {0}")]
+    NotAComponent(String),
     /// The bytes are not a valid component for this engine.
     #[error("plugin does not compile as a component")]
     Compile {

@@ -123,7 +123,10 @@ impl OwnerState {
     /// degraded, a rebuild is tried when one is due and the call is
     /// refused with [`CallError::NotReady`] otherwise.
     pub(crate) async fn live(&mut self) -> Result<&mut Instance, CallError> {
-        if self.instance.as_ref().is_some_and(Instance::is_poisoned) {
+        // A degraded table has no instance to trust.
+        if self.instance.as_ref().is_some_and(Instance::is_poisoned)
+            || self.health.reason().is_some()
+        {
             self.instance = None;
         }
         let mut instance = match self.instance.take() {
@@ -137,6 +140,15 @@ impl OwnerState {
         };
         instance.set_memory_cap(self.memory_cap());
         Ok(self.instance.insert(instance))
+    }
+
+    /// Refuses work that hands the table on (a swap, a handoff) while it is
+    /// degraded: the host's copy is not current then.
+    fn whole(&self) -> Result<(), CallError> {
+        match self.health.reason() {
+            Some(reason) => Err(CallError::NotReady { reason }),
+            None => Ok(()),
+        }
     }
 
     /// The owner's memory cap: room for the table it holds, plus one
@@ -538,6 +550,7 @@ impl Owner {
     pub async fn handoff(&self) -> Result<Handoff, CallError> {
         self.run(move |s| {
             Box::pin(async move {
+                s.whole()?;
                 Ok(Handoff {
                     snapshot: read(&s.mirror).snapshot(),
                     applied: s.applied.clone(),
@@ -596,6 +609,7 @@ impl Owner {
     ) -> Result<String, CallError> {
         self.run(move |s| {
             Box::pin(async move {
+                s.whole()?;
                 let (instance, version) = s.swap(plugin.clone()).await?;
                 commit(&version).await?;
                 s.plugin = plugin;

@@ -100,6 +100,7 @@ impl PluginEngine {
 
     /// Compiles and links a plugin from its bytes.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        check_header(bytes)?;
         let digest = digest_of(bytes);
         let cached = self
             .cache
@@ -259,4 +260,25 @@ pub fn digest_of(bytes: &[u8]) -> String {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(bytes);
     hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Refuses bytes that are not a component before the compiler sees them,
+/// saying what they are instead (the compiler's own message lists the
+/// expected header byte by byte).
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const COMPONENT: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+    let not = |what: String| Err(LoadError::NotAComponent(what));
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        return not(format!(
+            "it does not start with the wasm header \\0asm (it starts with [{}])",
+            head.join(" ")
+        ));
+    }
+    match [bytes[4], bytes[5], bytes[6], bytes[7]] {
+        COMPONENT => Ok(()),
+        [1, 0, 0, 0] => not("it is a core WebAssembly module; build the plugin as a component (wasm32-wasip2, or `wasm-tools component new`)".into()),
+        [a, b, c, d] => not(format!("unknown wasm version/layer {a:02x} {b:02x} {c:02x} {d:02x}")),
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use spec_embed::{
     default_pool_size, ComponentCache, LoadedPlugin, PluginEngine, PluginLimits, SpecHost,
@@ -29,19 +29,87 @@ mod output;
 mod plugin;
 mod ui;
 
+/// What `spec-host` exits with.
+pub mod exit {
+    /// It did what was asked.
+    pub const OK: u8 = 0;
+    /// It failed; the one line on stderr says why.
+    pub const FAILED: u8 = 1;
+    /// The command line was not understood (clap's usage error).
+    pub const USAGE: u8 = 2;
+    /// A read found nothing: `spec get`, `config get`, or `status` with no
+    /// serving host answering.
+    pub const NOT_FOUND: u8 = 3;
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 failed (one line on stderr says why); 2 bad usage; \
+3 not found (spec get, config get, status with no serving host; with --json the document says \"found\": false).";
+
+/// A read that found nothing ([`exit::NOT_FOUND`]), so a script can tell it
+/// from a failure.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// An error as one line: its causes joined by ": ", a cause left out when
+/// the text so far already says it, line breaks and runs of spaces folded.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Writes `bytes` to stdout; a reader that stopped early (`| head`) is
+/// not an error.
+fn print_all(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// The man page of `spec-host` and its subcommands, as roff.
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(Cli::command()).render(out)
+}
+
 /// Runs wasmCloud's component-spec logic as a WebAssembly plugin.
 #[derive(Debug, Parser)]
-#[command(name = "spec-host", version, about)]
+#[command(name = "spec-host", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// NATS server URL(s) of the lattice, comma-separated. Without it,
     /// spec-host runs its own local JetStream nats-server.
-    #[arg(long, global = true, env = "SPEC_HOST_NATS")]
+    #[arg(
+        help_heading = "Lattice connection",
+        long,
+        global = true,
+        env = "SPEC_HOST_NATS"
+    )]
     pub nats: Option<String>,
     /// How to reach a secured lattice.
     #[command(flatten)]
     pub connection: connection::Connection,
     /// Lattice name: specs live in LATTICEDATA_{lattice}.
     #[arg(
+        help_heading = "Lattice connection",
         long,
         default_value = "default",
         global = true,
@@ -50,42 +118,72 @@ pub struct Cli {
     pub lattice: String,
     /// Where the local nats-server keeps its data (default: the user's data
     /// directory, e.g. ~/.local/share/spec-host).
-    #[arg(long, global = true, env = "SPEC_HOST_STATE_DIR")]
+    #[arg(
+        help_heading = "Lattice connection",
+        long,
+        global = true,
+        env = "SPEC_HOST_STATE_DIR"
+    )]
     pub state_dir: Option<PathBuf>,
     /// Replicas for buckets this host creates (a JetStream cluster).
-    #[arg(long, default_value_t = 1, global = true)]
+    #[arg(
+        help_heading = "Lattice connection",
+        long,
+        default_value_t = 1,
+        global = true
+    )]
     pub replicas: usize,
     /// Where specs are stored.
-    #[arg(long, value_enum, default_value_t = StoreKind::Nats, global = true)]
+    #[arg(help_heading = "Lattice connection", long, value_enum, default_value_t = StoreKind::Nats, global = true)]
     pub store: StoreKind,
     /// Plugin component to run instead of the bundled one.
-    #[arg(long, global = true, env = "SPEC_HOST_PLUGIN")]
+    #[arg(help_heading = "Plugin", long, global = true, env = "SPEC_HOST_PLUGIN")]
     pub plugin: Option<PathBuf>,
     /// A provider running on this host, `ID` or `ID=KEY` where KEY is the
     /// subject token its link puts go to (default: the id). Repeatable.
-    #[arg(long = "provider", global = true)]
+    #[arg(help_heading = "Plugin", long = "provider", global = true)]
     pub providers: Vec<LocalProvider>,
     /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Output", long, global = true)]
     pub json: bool,
     /// Largest linear memory one plugin call may use, in MiB. The table
     /// owner's cap is this plus room for the table it holds (up to
     /// wasm32's 4 GiB), so it does not bound the lattice's size.
-    #[arg(long, default_value_t = 256, global = true)]
+    #[arg(
+        help_heading = "Plugin limits",
+        long,
+        default_value_t = 256,
+        global = true
+    )]
     pub memory_cap_mib: usize,
     /// Plugin CPU time one call may use, in milliseconds.
-    #[arg(long, default_value_t = 2000, global = true)]
+    #[arg(
+        help_heading = "Plugin limits",
+        long,
+        default_value_t = 2000,
+        global = true
+    )]
     pub cpu_budget_ms: u64,
     /// Wall-clock time one plugin call may take, waiting on NATS included,
     /// in milliseconds.
-    #[arg(long, default_value_t = 5000, global = true)]
+    #[arg(
+        help_heading = "Plugin limits",
+        long,
+        default_value_t = 5000,
+        global = true
+    )]
     pub deadline_ms: u64,
     /// Import calls (store reads and writes, deliveries) one plugin call may
     /// make, plus one per key a listing returned.
-    #[arg(long, default_value_t = 1000, global = true)]
+    #[arg(
+        help_heading = "Plugin limits",
+        long,
+        default_value_t = 1000,
+        global = true
+    )]
     pub max_imports: u32,
     /// Plugin instances that serve requests at once (default: 16 per core).
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Plugin limits", long, global = true)]
     pub pool_size: Option<usize>,
     /// What to do.
     #[command(subcommand)]
@@ -179,6 +277,15 @@ pub enum Command {
     /// Signing keys for plugin builds and rollouts.
     #[command(subcommand)]
     Keys(plugin::KeysCommand),
+    /// Print a completion script for a shell, e.g.
+    /// `spec-host completions bash > ~/.local/share/bash-completion/completions/spec-host`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `spec-host man > spec-host.1`.
+    Man,
 }
 
 /// `spec …`
@@ -315,6 +422,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Keys(command) = &cli.command {
         return plugin::keys(command);
     }
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "spec-host", &mut script);
+        return print_all(&script).context("writing the completions");
+    }
+    if let Command::Man = cli.command {
+        let mut page = Vec::new();
+        man_page(&mut page).context("rendering the man page")?;
+        return print_all(&page).context("writing the man page");
+    }
     let engine = PluginEngine::new()
         .context("starting the wasm engine")?
         .with_cache(ComponentCache::new(cli.state_dir().join("compiled")));
@@ -349,6 +466,13 @@ async fn status(cli: &Cli, wait_ms: u64) -> anyhow::Result<()> {
         let found =
             spec_lattice::serve::collect_status(&lattice.client, &cli.lattice, wait).await?;
         output::Printer { json: cli.json }.statuses(&found);
+        if found.is_empty() {
+            return Err(NotFound(format!(
+                "no serving host of lattice {} answered",
+                cli.lattice
+            ))
+            .into());
+        }
         anyhow::Ok(())
     }
     .await;
@@ -453,6 +577,9 @@ async fn run_with(
         Command::Spec(SpecCommand::Get { id }) => {
             let spec = host.get_component_spec(id).await?;
             out.spec(id, spec.as_ref());
+            if spec.is_none() {
+                return Err(NotFound(format!("no spec stored for {id}")).into());
+            }
         }
         Command::Spec(SpecCommand::Put { id, url }) => {
             let spec = ComponentSpecification {
@@ -500,6 +627,8 @@ async fn run_with(
         | Command::Config(_)
         | Command::Plugin(_)
         | Command::Keys(_)
+        | Command::Completions { .. }
+        | Command::Man
         | Command::Ui { .. } => {}
     }
     Ok(())

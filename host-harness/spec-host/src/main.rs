@@ -23,11 +23,18 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    use spec_host::cli::{exit, one_line, NotFound};
     match spec_host::cli::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Ok(()) => std::process::ExitCode::from(exit::OK),
+        Err(e) => match e.downcast_ref::<NotFound>() {
+            Some(not_found) => {
+                eprintln!("not found: {not_found}");
+                std::process::ExitCode::from(exit::NOT_FOUND)
+            }
+            None => {
+                eprintln!("error: {}", one_line(&e));
+                std::process::ExitCode::from(exit::FAILED)
+            }
+        },
     }
 }

@@ -6,7 +6,8 @@
 //! * A table lost (the plugin refuses the host's copy of it) whose rebuild
 //!   from the store then fails (NATS frozen with SIGSTOP: a store timeout)
 //!   is degraded, not empty: status says why, `link.get` is refused, and
-//!   the host rebuilds it once the store answers again.
+//!   neither a shadow nor a new build is handed it, and the host rebuilds
+//!   it once the store answers again.
 
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
+use super::NotFound;
 use super::{backends, output, Cli};
 use spec_nats::configs;
 
@@ -63,6 +64,9 @@ pub(crate) async fn run(cli: &Cli, command: &ConfigCommand) -> anyhow::Result<()
             ConfigCommand::Get { name } => {
                 let map = configs::get(bucket, name).await?;
                 out.config(name, map.as_ref());
+                if map.is_none() {
+                    return Err(NotFound(format!("no configuration {name}")).into());
+                }
             }
             ConfigCommand::Del { name } => {
                 configs::delete(bucket, name).await?;

@@ -41,11 +41,12 @@ impl Printer {
 
     pub fn spec(&self, id: &str, spec: Option<&ComponentSpecification>) {
         if self.json {
-            print_json(&json!({ "id": id, "spec": spec }));
+            print_json(&json!({ "id": id, "found": spec.is_some(), "spec": spec }));
             return;
         }
         match spec {
-            None => println!("no spec stored for {id}"),
+            // Said on stderr, with exit code 3.
+            None => {}
             Some(spec) => {
                 println!("{id}: url {:?}, {} link(s)", spec.url, spec.links.len());
                 for l in &spec.links {
@@ -118,11 +119,12 @@ impl Printer {
 
     pub fn config(&self, name: &str, map: Option<&std::collections::HashMap<String, String>>) {
         if self.json {
-            print_json(&json!({ "name": name, "config": map }));
+            print_json(&json!({ "name": name, "found": map.is_some(), "config": map }));
             return;
         }
         match map {
-            None => println!("no configuration {name}"),
+            // Said on stderr, with exit code 3.
+            None => {}
             Some(map) => {
                 let mut pairs: Vec<_> = map.iter().collect();
                 pairs.sort();
@@ -147,9 +149,7 @@ impl Printer {
             print_json(&found);
             return;
         }
-        if found.is_empty() {
-            println!("no serving host answered");
-        }
+        // None answering is said on stderr, with exit code 3.
         for s in found {
             println!(
                 "{} lattice {} ({}): plugin {} sha256 {}",
