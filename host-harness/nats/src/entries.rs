@@ -66,7 +66,7 @@ pub async fn entries(
             revision: info.stream_sequence,
             created: info.published,
             delta: info.pending,
-            operation: operation(&message.message),
+            operation: operation_of(message.message.headers.as_ref()),
             seen_current: info.pending == 0,
         })
     });
@@ -76,8 +76,8 @@ pub async fn entries(
 /// What a stored message is: a put, or a delete or purge marker (set by
 /// the writer's `KV-Operation` header, or by the server's marker reason
 /// for a key removed by age or purge).
-fn operation(message: &async_nats::Message) -> Operation {
-    let Some(headers) = message.headers.as_ref() else {
+pub(crate) fn operation_of(headers: Option<&async_nats::HeaderMap>) -> Operation {
+    let Some(headers) = headers else {
         return Operation::Put;
     };
     if let Some(op) = headers.get("KV-Operation") {

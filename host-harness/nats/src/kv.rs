@@ -2,7 +2,7 @@
 //!
 //! | trait method              | JetStream                |
 //! |---------------------------|--------------------------|
-//! | `get`                     | `entry` (tombstone → absent) |
+//! | `get`                     | the last message of the key's subject, from the stream leader (tombstone → absent) |
 //! | `set`                     | `put`                    |
 //! | `compare_and_swap(Some r)`| `update(key, value, r)`  |
 //! | `compare_and_swap(None)`  | `create` (absent or deleted only) |
@@ -35,14 +35,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::jetstream::kv::{
-    self, CreateErrorKind, EntryErrorKind, Operation, PutErrorKind, UpdateErrorKind,
-};
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, PutErrorKind, UpdateErrorKind};
 use async_nats::jetstream::{self, ErrorCode};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::entries::operation_of;
 use spec_embed::backend::{BackendError, BoxError, Entry, KeyValue};
 
 /// The `LATTICEDATA` bucket as a [`KeyValue`].
@@ -295,22 +294,38 @@ impl JetStreamKv {
 
 #[async_trait]
 impl KeyValue for JetStreamKv {
+    /// Read from the stream's leader (`STREAM.MSG.GET`), not with a direct
+    /// get: the bucket allows direct gets, which any replica answers, and a
+    /// replica that lags after a leader election answers with an older
+    /// value. A request that decides from a read without writing (a link
+    /// already stored: "unchanged"; another target: "conflict") must not
+    /// decide from a stale one.
     async fn get(&self, key: &str) -> Result<Option<Entry>, BackendError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind as Kind;
         self.retrying("get", key, Repeat::Safe, || async {
-            match self.store.entry(key).await {
-                Ok(Some(e)) if e.operation == Operation::Put => Ok(Some(Entry {
-                    value: e.value.to_vec(),
-                    revision: e.revision,
-                })),
+            spec_embed::backend::check_key(key)?;
+            let subject = format!("{}{}", self.store.prefix, key);
+            match self
+                .store
+                .stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+            {
+                Ok(message) if operation_of(Some(&message.headers)) == Operation::Put => {
+                    Ok(Some(Entry {
+                        value: message.payload.to_vec(),
+                        revision: message.sequence,
+                    }))
+                }
                 Ok(_) => Ok(None),
-                Err(e) => Err(match e.kind() {
-                    EntryErrorKind::InvalidKey => Self::invalid_key(key, e),
-                    EntryErrorKind::TimedOut => self.unanswered("get", key, Some(Box::new(e))),
-                    EntryErrorKind::Other => BackendError::Other {
+                Err(e) => match e.kind() {
+                    Kind::NoMessageFound => Ok(None),
+                    Kind::InvalidSubject => Err(Self::invalid_key(key, e)),
+                    Kind::Other | Kind::JetStream(_) => Err(BackendError::Other {
                         op: "get",
                         source: Box::new(e),
-                    },
-                }),
+                    }),
+                },
             }
         })
         .await

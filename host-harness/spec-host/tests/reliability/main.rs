@@ -36,6 +36,7 @@
 
 mod checks;
 mod fixture;
+mod floor;
 mod load;
 mod model;
 mod providers;

@@ -95,6 +95,11 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
     let watchdog = Watchdog::start(side.clone(), fx.lattice.clone(), &ids);
 
     let plan = cfg.plan;
+    // Under a node kill, raw JetStream writers beside the load: the floor.
+    let floor = match fault {
+        Fault::ClusterNodeKill => Some(super::floor::start(&urls, &fx.lattice, plan.clients).await),
+        _ => None,
+    };
     let (load, gate) = load::start(&urls, &fx.lattice, plan, fault != Fault::None).await;
     let bad = match fault {
         Fault::None | Fault::PluginSwap | Fault::Flood => {
@@ -171,8 +176,16 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
                 let caught_up = replicas_current(&fx).await;
                 fx.wait_hosts(&["host-a", "host-b"], RECOVERY_BOUND).await;
                 let gap = load.progress.longest_gap_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+                let (floor_gap, floor_acked, floor_failed) = match floor {
+                    Some(ref f) => (
+                        f.progress.longest_gap_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+                        f.progress.acked.load(Ordering::Relaxed),
+                        f.progress.unacked.load(Ordering::Relaxed),
+                    ),
+                    None => (0.0, 0, 0),
+                };
                 faults.push(format!(
-                    "kill -9 cluster node {} ({} of the bucket) at op {at}; first op sent after the kill acknowledged {:.1} s after it; longest gap between two acknowledgements {gap:.1} s; {served} ops acknowledged on the 2 others during {:.1} s down; restarted, its replica current again {caught_up:.1} s later",
+                    "kill -9 cluster node {} ({} of the bucket) at op {at}; first op sent after the kill acknowledged {:.1} s after it; longest gap between two acknowledgements {gap:.1} s (raw JetStream puts into the same bucket meanwhile, the floor: longest gap {floor_gap:.1} s, {floor_acked} acknowledged, {floor_failed} failed); {served} ops acknowledged on the 2 others during {:.1} s down; restarted, its replica current again {caught_up:.1} s later",
                     fx.node_names[i],
                     if leader_now == i { "the leader" } else { "a replica" },
                     writable.as_secs_f64(),
@@ -292,6 +305,9 @@ pub async fn run(name: &'static str, fault: Fault, cfg: Config) -> Report {
         gate.close();
     }
     let (mut out, load_time) = load.join(Duration::from_secs(900)).await;
+    if let Some(floor) = floor {
+        floor.stop().await;
+    }
     let silent = watchdog.finish().await;
     let bad_inputs = match bad {
         Some(task) => {
