@@ -208,6 +208,13 @@ impl Follower {
             backoff = Duration::from_millis(100);
             stats.watches.fetch_add(1, Ordering::Relaxed);
             let _ = ready.send(true);
+            // When the consumer last delivered (or was made), to notice one
+            // that went silent while the bucket moved on.
+            let mut progressed = tokio::time::Instant::now();
+            let mut stall_check = tokio::time::interval(STALL_CHECK);
+            // Seen behind at the last check too (a write just made is not
+            // a stall).
+            let mut behind = false;
             loop {
                 let reconnected = async {
                     match reconnects.as_mut() {
@@ -227,6 +234,15 @@ impl Follower {
                     true = reconnected => {
                         tracing::info!(position, "NATS connection is back; resuming the watch");
                         break;
+                    }
+                    _ = stall_check.tick() => {
+                        let was_behind = behind;
+                        behind = progressed.elapsed() >= STALLED && self.bucket_ahead_of(position).await;
+                        if behind && was_behind {
+                            tracing::warn!(position, silent = ?progressed.elapsed(), "the bucket moved on but its consumer delivered nothing (its server may be gone); re-creating it");
+                            break;
+                        }
+                        continue;
                     }
                     () = retry => {
                         // Tried first on a scratch instance, off this loop:
@@ -299,10 +315,22 @@ impl Follower {
                         if caught_up {
                             stats.caught_up.store(true, Ordering::Relaxed);
                         }
+                        // The apply may have taken a while: that is not the
+                        // consumer's silence.
+                        progressed = tokio::time::Instant::now();
                     }
                 }
             }
         }
+    }
+
+    /// Whether the bucket holds revisions past `position` (bounded: an
+    /// unanswered question is a no).
+    async fn bucket_ahead_of(&self, position: u64) -> bool {
+        // Asked of the server: the bucket's `status()` is the info cached
+        // when it was opened.
+        let info = tokio::time::timeout(STALL_CHECK, self.bucket.stream.get_info()).await;
+        matches!(info, Ok(Ok(i)) if i.state.last_sequence > position)
     }
 
     /// Applies a change; returns what it did to the table, if applied now.
@@ -380,6 +408,13 @@ impl Follower {
         }
     }
 }
+
+/// How often the follower checks that its consumer still delivers, and how
+/// long a consumer may stay silent while the bucket moves on. An ordered
+/// consumer lives on one server; if that server dies, async-nats notices
+/// only after two missed heartbeats (about 30 s for a pull consumer).
+const STALL_CHECK: Duration = Duration::from_secs(1);
+const STALLED: Duration = Duration::from_secs(3);
 
 /// Parked changes probed at once, at most.
 const PROBES: usize = 2;
