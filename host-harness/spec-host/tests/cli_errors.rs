@@ -160,7 +160,7 @@ async fn every_error_path_is_one_line_with_its_exit_code() {
                 "version",
             ],
             exit::FAILED,
-            "error: loading the plugin: plugin",
+            "plugin speaks lattice:spec@0.1.0; this host loads lattice:spec 0.2",
         ),
         case(
             "a missing plugin file",
