@@ -196,8 +196,21 @@ async fn misbehaving_calls_in_parallel_with_good_ones() {
 
 #[test]
 fn garbage_is_refused_at_load() {
+    // Not a component at all: refused before the compiler, saying what it is.
+    for (bytes, says) in [
+        (&b"\0asm not really"[..], "unknown wasm version/layer"),
+        (&b"\0asm\x01\0\0\0"[..], "core WebAssembly module"),
+        (&b"hello, world"[..], "does not start with the wasm header"),
+    ] {
+        let err = engine().load_bytes(bytes).err().expect("refused");
+        assert!(
+            matches!(&err, LoadError::NotAComponent(why) if why.contains(says)),
+            "{err:?}"
+        );
+    }
+    // A component header over garbage: the compiler's refusal.
     let err = engine()
-        .load_bytes(b"\0asm not really")
+        .load_bytes(b"\0asm\x0d\0\x01\0not really")
         .err()
         .expect("refused");
     assert!(matches!(err, LoadError::Compile { .. }), "{err:?}");
