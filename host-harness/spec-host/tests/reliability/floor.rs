@@ -54,17 +54,7 @@ pub async fn start(urls: &[String], lattice: &str, clients: usize) -> Floor {
                 let put = bucket.put(format!("FLOOR_{c}_{}", j % 64), j.to_string().into());
                 match tokio::time::timeout(PUT_TIMEOUT, put).await {
                     Ok(Ok(_)) => {
-                        progress.acked.fetch_add(1, Ordering::Relaxed);
-                        progress
-                            .acked_start_ms
-                            .fetch_max(progress.ms(started), Ordering::Relaxed);
-                        let now = progress.ms(Instant::now());
-                        let before = progress.last_ack_ms.fetch_max(now, Ordering::Relaxed);
-                        if now > before {
-                            progress
-                                .longest_gap_ms
-                                .fetch_max(now - before, Ordering::Relaxed);
-                        }
+                        progress.acked_op(started);
                         backoff = Duration::from_millis(50);
                     }
                     _ => {

@@ -142,6 +142,20 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Counts an operation started at `started` as acknowledged now, and
+    /// the gap since the acknowledgement before it.
+    pub fn acked_op(&self, started: Instant) {
+        self.acked.fetch_add(1, Ordering::Relaxed);
+        self.acked_start_ms
+            .fetch_max(self.ms(started), Ordering::Relaxed);
+        let now = self.ms(Instant::now());
+        let before = self.last_ack_ms.fetch_max(now, Ordering::Relaxed);
+        if now > before {
+            self.longest_gap_ms
+                .fetch_max(now - before, Ordering::Relaxed);
+        }
+    }
+
     /// Fewest operations any client has started.
     pub fn min(&self) -> usize {
         self.per_client
@@ -367,17 +381,7 @@ async fn client(
         }
         progress.per_client[c].store(j, Ordering::Relaxed);
         if acked {
-            progress.acked.fetch_add(1, Ordering::Relaxed);
-            progress
-                .acked_start_ms
-                .fetch_max(progress.ms(started), Ordering::Relaxed);
-            let now = progress.ms(Instant::now());
-            let before = progress.last_ack_ms.fetch_max(now, Ordering::Relaxed);
-            if now > before {
-                progress
-                    .longest_gap_ms
-                    .fetch_max(now - before, Ordering::Relaxed);
-            }
+            progress.acked_op(started);
             backoff = Duration::from_millis(50);
         } else {
             progress.unacked.fetch_add(1, Ordering::Relaxed);
