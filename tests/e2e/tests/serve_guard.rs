@@ -357,6 +357,45 @@ async fn a_link_deleted_from_the_command_line_beside_v1_9_hosts_stays_deleted() 
 }
 
 #[tokio::test]
+async fn a_delete_announced_late_is_not_undone() {
+    // Another tool deletes a link: it writes the bucket, and announces the
+    // delete only afterwards. Under load the announcement trails the table
+    // change by hundreds of milliseconds; a guard that repaired a missing
+    // link at its next tick would put the deleted link back in between.
+    let m = mixed("late").await;
+    let (client, specs) = (&m.client, &m.specs);
+    put_link_ok(client, link("app", "kv-a", &[])).await;
+    put_link_ok(client, other_link("app")).await;
+    // The stored spec without the link named "other".
+    let stored: serde_json::Value = serde_json::from_str(&stored_text(specs, "app").await).unwrap();
+    let mut spec = stored.clone();
+    if let Some(links) = spec["links"].as_array_mut() {
+        links.retain(|l| l["name"] != "other");
+    }
+    assert_ne!(spec, stored, "no link named other in {stored}");
+    let text = serde_json::to_vec(&spec).unwrap();
+    specs.put("COMPONENT_app", text.into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let announcer = async_nats::connect(&m.url).await.unwrap();
+    let deleted = events::linkdef_deleted("app", "other", "wasi", "keyvalue", None);
+    events::publish(
+        &announcer,
+        "late",
+        "NOTHERTOOL",
+        events::LINKDEF_DELETED,
+        deleted,
+    )
+    .await;
+    announcer.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now = stored_text(specs, "app").await;
+    assert!(now.contains("kv-a"), "the kept link is gone: {now}");
+    assert!(!now.contains("kv-b"), "the deleted link came back: {now}");
+    assert_eq!(m.served.service.guard.restored.load(Ordering::Relaxed), 0);
+    m.served.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_put_and_its_delete_announced_together_are_taken_in_that_order() {
     // The events of a put and of the delete that followed it, arriving
     // together (as from two hosts, one right after the other): taken the

@@ -14,6 +14,13 @@ pub const SETTLED: Duration = Duration::from_secs(10);
 /// before it counts as dropped (the follower's lag).
 pub(super) const GRACE: Duration = Duration::from_millis(300);
 
+/// How long a corroborated link must be seen missing before it is put
+/// back. A delete by another tool writes the bucket first and announces
+/// itself (`linkdef_deleted`) after; under load the announcement can trail
+/// the table change by hundreds of milliseconds, and a repair in between
+/// would undo the delete.
+pub(super) const MISSING_FOR: Duration = Duration::from_secs(1);
+
 /// Links watched at most (and requests remembered at most); past it the
 /// oldest tenth is let go in one pass (logged).
 pub const MAX_WATCHED: usize = 100_000;
@@ -43,6 +50,9 @@ pub(super) struct Watched {
     /// acknowledgement, not just an event.
     pub corroborated: bool,
     pub stored_since: Option<Instant>,
+    /// When a check first found it missing (cleared when it is seen stored
+    /// and after each repair).
+    pub missing_since: Option<Instant>,
     pub next_check: Instant,
     pub repairs: u32,
 }
@@ -86,6 +96,7 @@ impl Book {
                 acknowledged: now,
                 corroborated,
                 stored_since: None,
+                missing_since: None,
                 next_check: now + GRACE,
                 repairs: 0,
             });

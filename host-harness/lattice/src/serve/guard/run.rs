@@ -9,7 +9,7 @@ use futures::StreamExt;
 use spec_model::{Link, PutOutcome, SpecError};
 use tokio::sync::{broadcast, watch};
 
-use super::book::{replaces, Book, Requests, GRACE, MAX_REPAIRS, SETTLED};
+use super::book::{replaces, Book, Requests, GRACE, MAX_REPAIRS, MISSING_FOR, SETTLED};
 use crate::serve::Service;
 use spec_embed::backend::error_chain;
 use spec_embed::error::CallError;
@@ -149,7 +149,7 @@ fn guarding(service: &Service) -> bool {
 }
 
 /// Checks the links due: stored ones age towards [`SETTLED`]; missing ones
-/// are put back.
+/// are put back once they were missing for [`MISSING_FOR`].
 async fn check(service: &Service, stats: &GuardStats, book: &mut Book) {
     let now = Instant::now();
     let due: Vec<String> = book
@@ -174,6 +174,7 @@ async fn check(service: &Service, stats: &GuardStats, book: &mut Book) {
             }
             if stored.contains(&w.link) {
                 w.corroborated = true;
+                w.missing_since = None;
                 let since = *w.stored_since.get_or_insert(now);
                 if now.duration_since(since) >= SETTLED {
                     settled.push(i);
@@ -202,6 +203,13 @@ async fn check(service: &Service, stats: &GuardStats, book: &mut Book) {
                 continue;
             }
             w.stored_since = None;
+            let missing_since = *w.missing_since.get_or_insert(now);
+            if now.duration_since(missing_since) < MISSING_FOR {
+                // Perhaps deleted on purpose: give its event time to come.
+                w.next_check = missing_since + MISSING_FOR;
+                continue;
+            }
+            w.missing_since = None;
             w.repairs += 1;
             w.next_check = now + GRACE;
             repair.push(w.link.clone());
