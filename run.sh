@@ -96,6 +96,11 @@ run_tests() {
     # example requires): `cargo run -p spec-embed --features bundled
     # --example embed` alone would build wasmtime a second time (minutes,
     # and gigabytes of disk).
+    # The deployment files (deploy/): systemd unit verified, manifests
+    # checked against the Kubernetes schemas, the Containerfile linted, and
+    # the manifests' own command line run against the binary just built.
+    log "deployment files"
+    scripts/check-deploy.sh target/debug/spec-host
     log "example embedder"
     cargo build --workspace --examples --locked
     target/debug/examples/embed

@@ -7,7 +7,8 @@
 //! scan; 4. start to first request and swap under load; 5. memory;
 //! 7. lattice load against the wasmCloud v1.9 host and raw JetStream;
 //! 8. catch-up (`--catch-up-specs N` for another size); 9. lattice
-//! rollout; 10. a poison value beside changing specs.
+//! rollout; 10. a poison value beside changing specs; 11. what metrics
+//! cost a `link.put`.
 //! `--quick` runs the same sections with fewer repetitions (CI runs it; it
 //! asserts no timing and fails only when something breaks).
 //!
@@ -27,6 +28,7 @@ mod hosts;
 mod lattice;
 mod lattice_report;
 mod memory;
+mod metrics_cost;
 mod native;
 mod poison;
 mod report;
@@ -83,6 +85,7 @@ enum Section {
     CatchUp,
     Rollout,
     Poison,
+    Metrics,
 }
 
 /// Child-process probes the bench runs itself as (not for direct use).
@@ -200,7 +203,7 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
         ..Results::default()
     };
     if wanted(Section::Boundary) {
-        progress("1/10 boundary cost on the in-memory store");
+        progress("1/11 boundary cost on the in-memory store");
         r.boundary = Some(
             boundary::run(&plugin, quick)
                 .await
@@ -208,22 +211,22 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
         );
     }
     if wanted(Section::E2e) {
-        progress("2/10 end to end on NATS");
+        progress("2/11 end to end on NATS");
         r.e2e = Some(e2e::run(&plugin, quick).await.context("NATS section")?);
     }
     if wanted(Section::Diff) {
-        progress("3/10 diff scaling");
+        progress("3/11 diff scaling");
         r.diff = Some(diff::run(&plugin, quick).await.context("diff section")?);
     }
     if wanted(Section::Start) {
-        progress("4/10 start to first request");
+        progress("4/11 start to first request");
         let start = tokio::task::spawn_blocking(move || start::run(quick))
             .await
             .context("the start section panicked")?;
         r.start = Some(start.context("start section")?);
     }
     if wanted(Section::Swap) {
-        progress("5/10 swap under load");
+        progress("5/11 swap under load");
         r.swap = Some(
             swap::run(&engine, &plugin, quick)
                 .await
@@ -231,7 +234,7 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
         );
     }
     if wanted(Section::Memory) {
-        progress("6/10 memory");
+        progress("6/11 memory");
         r.memory = Some(
             memory::run(&plugin, quick)
                 .await
@@ -239,11 +242,11 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
         );
     }
     if wanted(Section::Lattice) {
-        progress("7/10 lattice load: spec-host serve, wasmCloud v1.9 host, raw JetStream");
+        progress("7/11 lattice load: spec-host serve, wasmCloud v1.9 host, raw JetStream");
         r.lattice = Some(lattice::run(quick).await.context("lattice section")?);
     }
     if wanted(Section::CatchUp) {
-        progress("8/10 catch-up");
+        progress("8/11 catch-up");
         r.catch_up = Some(
             catchup::run(quick, catch_up_specs)
                 .await
@@ -251,12 +254,16 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
         );
     }
     if wanted(Section::Rollout) {
-        progress("9/10 lattice rollout: shadow overhead and rollout time, 3 hosts");
+        progress("9/11 lattice rollout: shadow overhead and rollout time, 3 hosts");
         r.rollout = Some(rollout::run(quick).await.context("rollout section")?);
     }
     if wanted(Section::Poison) {
-        progress("10/10 a poison value beside changing specs");
+        progress("10/11 a poison value beside changing specs");
         r.poison = Some(poison::run(quick).await.context("poison section")?);
+    }
+    if wanted(Section::Metrics) {
+        progress("11/11 metrics on vs off: link.put latency and throughput");
+        r.metrics = Some(metrics_cost::run(quick).await.context("metrics section")?);
     }
     Ok(r)
 }

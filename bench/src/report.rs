@@ -35,6 +35,8 @@ pub struct Results {
     pub rollout: Option<crate::rollout::RolloutBench>,
     /// Section 10: a poison value beside changing specs.
     pub poison: Option<crate::poison::Poison>,
+    /// Section 11: metrics on vs off.
+    pub metrics: Option<crate::metrics_cost::MetricsCost>,
     /// The targets, checked.
     pub targets: Vec<Target>,
     /// Wall time of the whole run, seconds.
@@ -205,6 +207,9 @@ pub fn check_targets(r: &Results) -> Vec<Target> {
     if let Some(p) = &r.poison {
         out.extend(crate::poison::targets(p));
     }
+    if let Some(m) = &r.metrics {
+        out.extend(crate::metrics_cost::targets(m));
+    }
     out
 }
 
@@ -331,6 +336,9 @@ pub fn tables(r: &Results) -> Vec<TextTable> {
     }
     if let Some(p) = &r.poison {
         out.push(crate::poison::table(p));
+    }
+    if let Some(m) = &r.metrics {
+        out.push(crate::metrics_cost::table(m));
     }
     out.push(targets_table(&r.targets));
     out

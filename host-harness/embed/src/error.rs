@@ -113,13 +113,19 @@ impl CallError {
     /// import cap, or a deadline spent by its own doing), as opposed to
     /// answering with an error or waiting on a slow backend.
     pub fn is_plugin_fault(&self) -> bool {
+        self.fault_class().is_some()
+    }
+
+    /// Which fault it is, when [`CallError::is_plugin_fault`].
+    pub fn fault_class(&self) -> Option<crate::stats::FaultClass> {
+        use crate::stats::FaultClass;
         match self {
-            CallError::CpuLimit { .. }
-            | CallError::MemoryLimit { .. }
-            | CallError::ImportLimit { .. }
-            | CallError::Trap { .. } => true,
-            CallError::Deadline { .. } => !self.is_backend_stall(),
-            _ => false,
+            CallError::CpuLimit { .. } => Some(FaultClass::Cpu),
+            CallError::MemoryLimit { .. } => Some(FaultClass::Memory),
+            CallError::ImportLimit { .. } => Some(FaultClass::Imports),
+            CallError::Trap { .. } => Some(FaultClass::Trap),
+            CallError::Deadline { .. } if !self.is_backend_stall() => Some(FaultClass::Deadline),
+            _ => None,
         }
     }
 

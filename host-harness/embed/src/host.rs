@@ -110,7 +110,12 @@ impl SpecHost {
         limits: PluginLimits,
         pool_size: usize,
     ) -> Result<Self, CallError> {
-        let factory = Arc::new(Factory { kv, notify, limits });
+        let factory = Arc::new(Factory {
+            kv,
+            notify,
+            limits,
+            stats: Arc::default(),
+        });
         let owner = Owner::start(plugin.clone(), Arc::clone(&factory)).await?;
         let engine = new_engine(plugin, &factory, pool_size).await?;
         Ok(SpecHost {
@@ -154,6 +159,12 @@ impl SpecHost {
     pub fn pool_load(&self) -> (usize, usize) {
         let engine = self.engine();
         (engine.pool.size(), engine.pool.busy())
+    }
+
+    /// Faults by class and instances replaced, over every instance of this
+    /// host (all builds it ran).
+    pub fn plugin_stats(&self) -> &crate::stats::PluginStats {
+        &self.inner.factory.stats
     }
 
     /// The limits every call runs under.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spec_model::SpecError;
+use tracing::Instrument;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 
 use super::embed::{CallLimit, CallLimits, SpecCtx};
@@ -18,6 +19,7 @@ use super::exports::{Answer, Plugin};
 use super::runtime::LoadedPlugin;
 use crate::backend::{KeyValue, ProviderNotify};
 use crate::error::CallError;
+use crate::stats::PluginStats;
 
 /// Limits applied to every plugin call.
 #[derive(Clone, Copy, Debug)]
@@ -123,6 +125,8 @@ pub(crate) struct Factory {
     pub kv: Arc<dyn KeyValue>,
     pub notify: Arc<dyn ProviderNotify>,
     pub limits: PluginLimits,
+    /// Shared by every instance it makes.
+    pub stats: Arc<PluginStats>,
 }
 
 impl Factory {
@@ -161,11 +165,13 @@ impl Factory {
             .map_err(|e| CallError::Instantiate {
                 source: e.into_boxed_dyn_error(),
             })?;
+        self.stats.count_instance();
         Ok(Instance {
             store,
             plugin: plugin_instance,
             poisoned: false,
             limits: self.limits,
+            stats: Arc::clone(&self.stats),
         })
     }
 }
@@ -176,6 +182,16 @@ pub(crate) struct Instance {
     plugin: Plugin,
     poisoned: bool,
     limits: PluginLimits,
+    stats: Arc<PluginStats>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // A poisoned instance is only ever dropped to be replaced.
+        if self.poisoned {
+            self.stats.count_replaced();
+        }
+    }
 }
 
 impl Instance {
@@ -250,14 +266,27 @@ impl Instance {
         // The deadline is enforced inside (epoch callback, every import);
         // this outer bound only catches a host backend that ignores it.
         let grace = self.limits.deadline + time + Duration::from_secs(1);
-        let out = tokio::time::timeout(grace, f(&self.plugin, &mut self.store)).await;
-        match out {
+        // Nested in the caller's span (a request's id and method), so a
+        // plugin call's log lines say which request they belong to.
+        let span = tracing::info_span!("plugin_call", call = name);
+        let started = std::time::Instant::now();
+        let out = tokio::time::timeout(grace, f(&self.plugin, &mut self.store))
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| {
+            tracing::debug!(
+                took_us = started.elapsed().as_micros() as u64,
+                ok = matches!(out, Ok(Ok(_))),
+                "plugin call returned"
+            )
+        });
+        let err = match out {
             // Only a backend that ignores the deadline gets here.
-            Err(_) => Err(CallError::Deadline {
+            Err(_) => CallError::Deadline {
                 call: name,
                 limit: self.limits.deadline,
                 stalled: Some(grace),
-            }),
+            },
             Ok(Err(trap)) => {
                 let state = self.store.data();
                 let stalled = state.spec.stalled_backend_call();
@@ -267,13 +296,15 @@ impl Instance {
                     deadline: self.limits.deadline + time,
                     ..self.limits
                 };
-                Err(classify(&limits, name, trap, stalled))
+                classify(&limits, name, trap, stalled)
             }
             Ok(Ok(answer)) => {
                 self.poisoned = false;
-                answer.map_err(CallError::Spec)
+                return answer.map_err(CallError::Spec);
             }
-        }
+        };
+        self.stats.count_fault(&err);
+        Err(err)
     }
 
     /// Like [`Instance::call`] for an export that cannot answer with an

@@ -27,7 +27,8 @@
 //!   the table it holds), `mirror` (the host's copy of the table),
 //!   `rebuild` (the table streamed back from the store), `health` (whole
 //!   or degraded), [`keylock`].
-//! * [`error`] — the typed errors of each boundary.
+//! * [`error`] — the typed errors of each boundary; [`stats`] — faults by
+//!   class and instances replaced, counted where every call ends.
 //! * `bundled` (feature `bundled`) — the plugin built with this crate.
 
 pub mod backend;
@@ -48,6 +49,7 @@ mod owner;
 mod pool;
 mod rebuild;
 pub mod runtime;
+pub mod stats;
 
 pub use cache::ComponentCache;
 pub use embed::{CallLimit, CallLimits};
@@ -58,3 +60,4 @@ pub use owner::Handoff;
 pub use runtime::{digest_of, LoadedPlugin, PluginEngine, SUPPORTED_CONTRACTS};
 pub use spec_model as model;
 pub use spec_model::{Applied, ComponentSpecification, Link};
+pub use stats::{FaultClass, PluginStats};

@@ -69,6 +69,9 @@ pub struct FollowStats {
     pub pending: AtomicU64,
     /// Times the watch was (re)established.
     pub watches: AtomicU64,
+    /// Writes the consumer still had to deliver when it delivered the last
+    /// one (0 when the follower is at the head of the bucket).
+    pub behind: AtomicU64,
     /// Whether the first watch has delivered every value the bucket held
     /// when it started (the table is complete).
     pub caught_up: std::sync::atomic::AtomicBool,
@@ -85,6 +88,9 @@ pub struct SpecChange {
     pub deleted: bool,
     /// Its store revision.
     pub revision: u64,
+    /// When the store took the write (the server's clock): what the
+    /// follower's lag is measured from.
+    pub written: std::time::SystemTime,
     /// The stored value (`None` for a delete or purge).
     pub value: Option<Arc<[u8]>>,
     /// What applying it did to the table; `None` when it was not applied
@@ -271,6 +277,7 @@ impl Follower {
                                     id: change.id.clone(),
                                     deleted: change.value.is_none(),
                                     revision: change.revision,
+                                    written: change.written,
                                     value: change.value.as_deref().map(Arc::from),
                                     report: None,
                                 };
@@ -298,11 +305,13 @@ impl Follower {
                         // `delta` counts what the consumer has yet to
                         // deliver: zero once the history is through.
                         let caught_up = entry.delta == 0;
+                        stats.behind.store(entry.delta, Ordering::Relaxed);
                         if let Some(change) = Change::of(entry, &stats) {
                             let mut seen = SpecChange {
                                 id: change.id.clone(),
                                 deleted: change.value.is_none(),
                                 revision: change.revision,
+                                written: change.written,
                                 value: change.value.as_deref().map(Arc::from),
                                 report: None,
                             };
@@ -428,6 +437,8 @@ const PROBE_WAIT: Duration = Duration::from_secs(60);
 struct Change {
     id: String,
     revision: u64,
+    /// When the store took the write (the server's clock).
+    written: std::time::SystemTime,
     /// The value; `None` for a delete or purge.
     value: Option<Vec<u8>>,
 }
@@ -443,6 +454,7 @@ impl Change {
         Some(Change {
             id: id.to_string(),
             revision: entry.revision,
+            written: entry.created.into(),
             value: match entry.operation {
                 Operation::Put => Some(entry.value.to_vec()),
                 Operation::Delete | Operation::Purge => None,
@@ -585,6 +597,7 @@ mod tests {
         Change {
             id: id.into(),
             revision,
+            written: std::time::SystemTime::UNIX_EPOCH,
             value: Some(b"{}".to_vec()),
         }
     }

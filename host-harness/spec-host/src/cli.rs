@@ -27,6 +27,7 @@ mod follow;
 mod local_server;
 mod output;
 mod plugin;
+mod serve;
 mod ui;
 
 /// What `spec-host` exits with.
@@ -146,6 +147,10 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(help_heading = "Output", long, global = true)]
     pub json: bool,
+    /// Log lines as text, or as one JSON object per line (with lattice,
+    /// host id, and a request's id and method).
+    #[arg(help_heading = "Output", long, value_enum, default_value_t = crate::logs::LogFormat::Text, global = true, env = "SPEC_HOST_LOG_FORMAT")]
+    pub log_format: crate::logs::LogFormat,
     /// Largest linear memory one plugin call may use, in MiB. The table
     /// owner's cap is this plus room for the table it holds (up to
     /// wasm32's 4 GiB), so it does not bound the lattice's size.
@@ -223,30 +228,7 @@ pub enum Command {
     /// the bucket, deliver to local providers, answer status requests, and
     /// swap the plugin when the --plugin file changes or on SIGHUP. Stops on
     /// SIGINT/SIGTERM after finishing requests in flight.
-    Serve {
-        /// This host's id in status replies (default: random).
-        #[arg(long)]
-        host_id: Option<String>,
-        /// Do not take part in lattice rollouts (`spec-host plugin
-        /// rollout`): this host runs its own --plugin build only.
-        #[arg(long)]
-        no_rollouts: bool,
-        /// Public key (nkey) of an issuer whose signed builds and rollout
-        /// records this host runs. Repeatable. With none, lattice rollouts
-        /// are off unless --allow-unsigned-builds is given.
-        #[arg(
-            long = "trusted-issuer",
-            env = "SPEC_HOST_TRUSTED_ISSUERS",
-            value_delimiter = ',',
-            value_name = "PUBKEY"
-        )]
-        trusted_issuers: Vec<String>,
-        /// With no --trusted-issuer: run builds and rollout records nobody
-        /// signed (demos and local tests; anyone who can write the lattice's
-        /// buckets then chooses what this host runs).
-        #[arg(long)]
-        allow_unsigned_builds: bool,
-    },
+    Serve(serve::ServeArgs),
     /// Show every serving host of the lattice: plugin version and digest,
     /// providers, link count.
     Status {
@@ -490,7 +472,7 @@ async fn run_with(
     // A serving host notes what each request read, for a build shadowed
     // in a rollout to be given the same.
     let kv: Arc<dyn spec_embed::backend::KeyValue> = match cli.command {
-        Command::Serve { .. } => Arc::new(spec_lattice::rollout::shadow::ReadLog::new(
+        Command::Serve(_) => Arc::new(spec_lattice::rollout::shadow::ReadLog::new(
             backends.kv.clone(),
         )),
         _ => backends.kv.clone(),
@@ -507,40 +489,8 @@ async fn run_with(
     if let Command::Demo = cli.command {
         return demo::run(&host, backends, backends.recorder.clone(), cli.json).await;
     }
-    if let Command::Serve {
-        host_id,
-        no_rollouts,
-        trusted_issuers,
-        allow_unsigned_builds,
-    } = &cli.command
-    {
-        let trust =
-            spec_lattice::rollout::Trust::new(trusted_issuers.clone(), *allow_unsigned_builds)
-                .map_err(anyhow::Error::msg)?;
-        let lattice = backends
-            .lattice
-            .clone()
-            .context("serve needs a NATS lattice (not --store memory)")?;
-        let info = spec_lattice::serve::status::PluginInfo {
-            version: host.plugin_version(),
-            digest,
-            path: cli.plugin.as_ref().map(|p| p.display().to_string()),
-        };
-        let host_id = host_id.clone().unwrap_or_else(random_host_id);
-        let providers = cli.providers.iter().map(|p| p.id.clone()).collect();
-        let service = Arc::new(spec_lattice::serve::Service::new(
-            host.clone(),
-            lattice,
-            host_id,
-            providers,
-            info,
-        ));
-        let swaps = spec_lattice::serve::Swaps {
-            engine: Arc::clone(engine),
-            watch: cli.plugin.clone(),
-            rollouts: (!no_rollouts).then_some(trust),
-        };
-        return spec_lattice::serve::serve(service, Some(swaps), follow::shutdown_signal()).await;
+    if let Command::Serve(args) = &cli.command {
+        return serve::run(cli, args, engine, host, backends, digest).await;
     }
     if let Command::Ui { listen, token } = &cli.command {
         let listen = *listen;
@@ -622,7 +572,7 @@ async fn run_with(
         }
         Command::Demo
         | Command::Follow
-        | Command::Serve { .. }
+        | Command::Serve(_)
         | Command::Status { .. }
         | Command::Config(_)
         | Command::Plugin(_)

@@ -7,6 +7,8 @@
 //! * `spec-lattice` — `serve` (wasmCloud's control requests), rollouts and
 //!   the browser view.
 //!
-//! This crate is [`cli`]: flags, subcommands, output and `demo`.
+//! This crate is [`cli`] (flags, subcommands, output and `demo`) and
+//! [`logs`] (text or JSON lines).
 
 pub mod cli;
+pub mod logs;

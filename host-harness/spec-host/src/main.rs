@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use spec_host::cli::{Cli, Command};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -12,17 +11,12 @@ async fn main() -> std::process::ExitCode {
     // own error lines are off: a refused connection is reported once, as
     // the command's error. RUST_LOG overrides all of it.
     let default = match cli.command {
-        Command::Serve { .. } | Command::Follow => {
+        Command::Serve(_) | Command::Follow => {
             "warn,async_nats=off,spec_host=info,spec_embed=info,spec_nats=info,spec_lattice=info"
         }
         _ => "warn,async_nats=off",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    spec_host::logs::init(cli.log_format, default);
     use spec_host::cli::{exit, one_line, NotFound};
     match spec_host::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::from(exit::OK),

@@ -32,6 +32,15 @@ pub enum ConfigOp {
 }
 
 impl ConfigOp {
+    /// Its method name in metrics and logs.
+    pub fn method(&self) -> &'static str {
+        match self {
+            ConfigOp::Put(_) => "config.put",
+            ConfigOp::Get(_) => "config.get",
+            ConfigOp::Del(_) => "config.del",
+        }
+    }
+
     /// The request a subject names; `None` for any other shape.
     /// `prefix` is [`spec_nats::subjects::ctl_config_prefix`] of the lattice.
     pub fn from_subject(prefix: &str, subject: &str) -> Option<ConfigOp> {

@@ -1,17 +1,19 @@
 //! The service: shared state of one `serve`, and its main loop.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::ctl::LinkOp;
 use super::status::PluginInfo;
 use super::{admission, census, config, ctl, guard, reload, status};
+use crate::admin::{Metrics, Outcome};
 use crate::rollout::{HostRollout, Shadow};
 use spec_embed::backend::error_chain;
 use spec_embed::{PluginEngine, SpecHost};
@@ -77,6 +79,10 @@ pub struct Service {
     census: RwLock<census::Census>,
     rollout: RwLock<Option<HostRollout>>,
     shadow: RwLock<Option<Arc<Shadow>>>,
+    metrics: Option<Arc<Metrics>>,
+    requests: AtomicU64,
+    /// Set once shutdown begins (readiness turns false).
+    pub stopping: AtomicBool,
 }
 
 impl Service {
@@ -105,7 +111,37 @@ impl Service {
             census: RwLock::new(census::Census::default()),
             rollout: RwLock::new(None),
             shadow: RwLock::new(None),
+            metrics: None,
+            requests: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Records request and follower metrics into `metrics` (without it,
+    /// nothing is recorded).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics recorded, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// Counts one request of `method` that arrived at `arrived`.
+    pub(crate) fn record(&self, method: &'static str, outcome: Outcome, arrived: Instant) {
+        if let Some(metrics) = &self.metrics {
+            metrics.request(method, outcome, arrived.elapsed());
+        }
+    }
+
+    /// The log span of one request: its id (this host's id and a count)
+    /// and method, carried into the plugin calls it makes.
+    fn request_span(&self, method: &'static str) -> tracing::Span {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let host: String = self.host_id.chars().take(8).collect();
+        tracing::info_span!("request", request_id = %format_args!("{host}-{n}"), method)
     }
 
     /// The last census of the lattice.
@@ -327,6 +363,15 @@ pub async fn serve(
     *service.follow.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&follower.stats));
     follower.ready().await;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut background = JoinSet::new();
+    if let Some(metrics) = service.metrics() {
+        metrics.attach(&service);
+        background.spawn(crate::admin::metrics::record_lag(
+            Arc::clone(metrics),
+            follower.changes(),
+            stop_rx.clone(),
+        ));
+    }
     let counting = tokio::spawn(census::run(Arc::clone(&service), stop_rx.clone()));
     let guarding = guard::start(
         Arc::clone(&service),
@@ -335,7 +380,6 @@ pub async fn serve(
         stop_rx.clone(),
     )
     .await;
-    let mut background = JoinSet::new();
     if let Some(swaps) = swaps {
         if let Some(path) = swaps.watch {
             background.spawn(reload::watch_plugin(
@@ -363,6 +407,7 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(msg) = links.next() => {
+                let arrived = Instant::now();
                 let Some(op) = LinkOp::from_subject(&link_prefix, msg.subject.as_str()) else {
                     tracing::warn!(subject = %msg.subject, "not a link request; ignored");
                     continue;
@@ -370,9 +415,11 @@ pub async fn serve(
                 let admitted = if op == LinkOp::Get { service.admit_read() } else { service.admit() };
                 let Some(permit) = admitted else {
                     reply(&service, msg.reply, admission::busy_reply(&service)).await;
+                    service.record(op.name(), Outcome::Busy, arrived);
                     continue;
                 };
                 let service = Arc::clone(&service);
+                let span = service.request_span(op.name());
                 tasks.spawn(async move {
                     let handled = ctl::handle(&service, op, &msg.payload).await;
                     drop(permit);
@@ -384,17 +431,22 @@ pub async fn serve(
                         tracing::warn!(op = op.name(), error = %handled.message, "request failed");
                     }
                     reply(&service, msg.reply, handled.reply).await;
-                });
+                    let outcome = if handled.success { Outcome::Ok } else { Outcome::Error };
+                    service.record(op.name(), outcome, arrived);
+                }.instrument(span));
             }
             Some(msg) = configs.next() => {
+                let arrived = Instant::now();
+                let op = config::ConfigOp::from_subject(&config_prefix, msg.subject.as_str());
+                let method = op.as_ref().map_or("config.other", config::ConfigOp::method);
                 let Some(permit) = service.admit() else {
                     reply(&service, msg.reply, admission::busy_reply(&service)).await;
+                    service.record(method, Outcome::Busy, arrived);
                     continue;
                 };
                 let service = Arc::clone(&service);
-                let config_prefix = config_prefix.clone();
+                let span = service.request_span(method);
                 tasks.spawn(async move {
-                    let op = config::ConfigOp::from_subject(&config_prefix, msg.subject.as_str());
                     let handled = match op {
                         Some(op) => config::handle(&service, op, &msg.payload).await,
                         None => config::unsupported(),
@@ -404,27 +456,39 @@ pub async fn serve(
                         tracing::warn!(subject = %msg.subject, error = %handled.message, "config request failed");
                     }
                     reply(&service, msg.reply, handled.reply).await;
-                });
+                    let outcome = if handled.success { Outcome::Ok } else { Outcome::Error };
+                    service.record(method, outcome, arrived);
+                }.instrument(span));
             }
             Some(msg) = statuses.next() => {
+                let arrived = Instant::now();
                 let Some(permit) = service.admit_read() else {
                     let body = serde_json::to_vec(&status::Busy::of(&service)).unwrap_or_default();
                     reply(&service, msg.reply, body).await;
+                    service.record("status", Outcome::Busy, arrived);
                     continue;
                 };
                 let service = Arc::clone(&service);
                 tasks.spawn(async move {
                     let body = serde_json::to_vec(&status::current(&service));
                     drop(permit);
-                    match body {
-                        Ok(body) => reply(&service, msg.reply, body).await,
-                        Err(e) => tracing::warn!(error = %e, "cannot encode the status"),
-                    }
+                    let outcome = match body {
+                        Ok(body) => {
+                            reply(&service, msg.reply, body).await;
+                            Outcome::Ok
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot encode the status");
+                            Outcome::Error
+                        }
+                    };
+                    service.record("status", outcome, arrived);
                 });
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
+    service.stopping.store(true, Ordering::Relaxed);
     tracing::info!(
         in_flight = tasks.len(),
         "shutting down: no new requests; finishing those in flight"
@@ -443,6 +507,10 @@ pub async fn serve(
         let _ = counting.await;
         follower.stop().await;
         let _ = tokio::time::timeout(NATS_STOP_STEP, client.flush()).await;
+        if let Some(metrics) = service.metrics().cloned() {
+            // The last export blocks up to its own timeout (5 s).
+            let _ = tokio::task::spawn_blocking(move || metrics.shutdown_export()).await;
+        }
     };
     // With the NATS server gone, unsubscribing and flushing wait for a
     // reconnect that may never come: stopping is bounded all the same.

@@ -62,7 +62,7 @@ pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Backends> {
         Some(url) => (url.clone(), None, None),
         None => {
             let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
-            let long_running = matches!(cli.command, Command::Serve { .. } | Command::Follow);
+            let long_running = matches!(cli.command, Command::Serve(_) | Command::Follow);
             let (url, server) = local_server(&state_dir, long_running).await?;
             (
                 url,

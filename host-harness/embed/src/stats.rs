@@ -1,0 +1,97 @@
+//! What the plugin's calls did, counted where every call ends: faults by
+//! class and instances thrown away. Operators read these as metrics; a
+//! rollout compares builds by faults.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::CallError;
+
+/// The ways a plugin call can fault (a misbehaving build, as opposed to an
+/// answer with an error or a slow backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultClass {
+    /// It trapped.
+    Trap,
+    /// It ran past its CPU budget.
+    Cpu,
+    /// It tried to grow its memory past the cap.
+    Memory,
+    /// It made more import calls than allowed.
+    Imports,
+    /// It ran past its deadline by its own doing.
+    Deadline,
+}
+
+impl FaultClass {
+    /// Every class, in a fixed order.
+    pub const ALL: [FaultClass; 5] = [
+        FaultClass::Trap,
+        FaultClass::Cpu,
+        FaultClass::Memory,
+        FaultClass::Imports,
+        FaultClass::Deadline,
+    ];
+
+    /// Its name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultClass::Trap => "trap",
+            FaultClass::Cpu => "cpu_budget",
+            FaultClass::Memory => "memory_cap",
+            FaultClass::Imports => "import_cap",
+            FaultClass::Deadline => "deadline",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of every instance of one [`crate::SpecHost`] (request
+/// instances, the table owner, scratch instances), across swaps.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    faults: [AtomicU64; 5],
+    replaced: AtomicU64,
+    instantiated: AtomicU64,
+}
+
+impl PluginStats {
+    /// Faults of `class` so far.
+    pub fn faults(&self, class: FaultClass) -> u64 {
+        self.faults[class.index()].load(Ordering::Relaxed)
+    }
+
+    /// Faults of every class so far.
+    pub fn faults_total(&self) -> u64 {
+        FaultClass::ALL.iter().map(|c| self.faults(*c)).sum()
+    }
+
+    /// Instances thrown away because a call left them unusable (a fault, a
+    /// call abandoned half way, a backend that ignored the deadline); each
+    /// is replaced by a fresh one when next needed.
+    pub fn replaced(&self) -> u64 {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
+    /// Instances made (the first of each, and every replacement).
+    pub fn instantiated(&self) -> u64 {
+        self.instantiated.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_instance(&self) {
+        self.instantiated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_replaced(&self) {
+        self.replaced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a call that ended with `err`, if it is a fault.
+    pub(crate) fn count_fault(&self, err: &CallError) {
+        if let Some(class) = err.fault_class() {
+            self.faults[class.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The metrics pushed over OTLP/HTTP (protobuf) to an OpenTelemetry
+//! collector, as wasmCloud hosts export theirs: the same request and lag
+//! measurements as the Prometheus endpoint, recorded on OpenTelemetry
+//! instruments as they happen, and the same [`SCALARS`] observed at each
+//! export. The SDK exports from its own thread every interval.
+
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::Resource;
+
+use super::snapshot::{Kind, Snapshot, BUILD_INFO, FAULTS, SCALARS};
+use crate::serve::Service;
+
+/// Where and how often to push.
+#[derive(Clone, Debug)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`);
+    /// metrics go to `{endpoint}/v1/metrics`.
+    pub endpoint: String,
+    /// Between exports.
+    pub interval: Duration,
+    /// Resource attributes: this host's id and lattice.
+    pub host_id: String,
+    /// See `host_id`.
+    pub lattice: String,
+}
+
+/// OpenTelemetry instruments beside the Prometheus registry.
+pub struct Mirror {
+    provider: SdkMeterProvider,
+    meter: Meter,
+    requests: Counter<u64>,
+    durations: Histogram<f64>,
+    lag: Histogram<f64>,
+    observing: Mutex<bool>,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror").finish_non_exhaustive()
+    }
+}
+
+/// Latency boundaries, seconds (as the Prometheus histograms).
+fn boundaries() -> Vec<f64> {
+    (0..18).map(|i| 0.0001 * f64::from(1u32 << i)).collect()
+}
+
+impl Mirror {
+    /// Starts pushing to `config.endpoint`. The HTTP client blocks, so it
+    /// is made (and later dropped) off the async runtime.
+    pub fn start(config: OtlpConfig) -> anyhow::Result<Mirror> {
+        let url = format!("{}/v1/metrics", config.endpoint.trim_end_matches('/'));
+        let made = std::thread::spawn(move || -> anyhow::Result<SdkMeterProvider> {
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(url)
+                .with_timeout(Duration::from_secs(5))
+                .build()?;
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(config.interval)
+                .build();
+            let resource = Resource::builder()
+                .with_service_name("spec-host")
+                .with_attributes([
+                    KeyValue::new("service.instance.id", config.host_id),
+                    KeyValue::new("wasmcloud.lattice", config.lattice),
+                    KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+                ])
+                .build();
+            Ok(SdkMeterProvider::builder()
+                .with_reader(reader)
+                .with_resource(resource)
+                .build())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the OTLP exporter's setup panicked"))??;
+        let meter = made.meter("spec-host");
+        let requests = meter
+            .u64_counter("spec_host_requests")
+            .with_description(
+                "Control requests answered (link, config, status), by method and outcome",
+            )
+            .build();
+        let durations = meter
+            .f64_histogram("rpc.server.call.duration")
+            .with_unit("s")
+            .with_description("Time from a control request's arrival to its reply being sent")
+            .with_boundaries(boundaries())
+            .build();
+        let lag = meter
+            .f64_histogram("spec_host_follower_lag")
+            .with_unit("s")
+            .with_description(
+                "Time from a spec write (the store's clock) to this host's table applying it",
+            )
+            .with_boundaries(boundaries())
+            .build();
+        Ok(Mirror {
+            provider: made,
+            meter,
+            requests,
+            durations,
+            lag,
+            observing: Mutex::new(false),
+        })
+    }
+
+    pub(super) fn request(&self, method: &'static str, outcome: &'static str, took: Duration) {
+        let attributes = [
+            KeyValue::new("rpc.system", "wasmbus"),
+            KeyValue::new("rpc.method", method),
+            KeyValue::new("outcome", outcome),
+        ];
+        self.requests.add(1, &attributes);
+        self.durations.record(took.as_secs_f64(), &attributes);
+    }
+
+    pub(super) fn follower_lag(&self, lag: Duration) {
+        self.lag.record(lag.as_secs_f64(), &[]);
+    }
+
+    /// Observes `service`'s [`SCALARS`], faults and build at every export
+    /// (once: later calls do nothing).
+    pub(super) fn observe(&self, service: Weak<Service>) {
+        let mut observing = self.observing.lock().unwrap_or_else(|p| p.into_inner());
+        if *observing {
+            return;
+        }
+        *observing = true;
+        for m in SCALARS {
+            let read = m.read;
+            let service = service.clone();
+            let value = move || service.upgrade().map(|s| read(&Snapshot::of(&s)));
+            match m.kind {
+                Kind::Counter => {
+                    let mut b = self
+                        .meter
+                        .u64_observable_counter(m.name)
+                        .with_description(m.help);
+                    if let Some(unit) = m.unit {
+                        b = b.with_unit(unit_symbol(unit));
+                    }
+                    b.with_callback(move |o| {
+                        if let Some(v) = value() {
+                            o.observe(v, &[]);
+                        }
+                    })
+                    .build();
+                }
+                Kind::Gauge => {
+                    let mut b = self
+                        .meter
+                        .u64_observable_gauge(m.name)
+                        .with_description(m.help);
+                    if let Some(unit) = m.unit {
+                        b = b.with_unit(unit_symbol(unit));
+                    }
+                    b.with_callback(move |o| {
+                        if let Some(v) = value() {
+                            o.observe(v, &[]);
+                        }
+                    })
+                    .build();
+                }
+            }
+        }
+        let by_class = service.clone();
+        self.meter
+            .u64_observable_counter(FAULTS.0)
+            .with_description(FAULTS.1)
+            .with_callback(move |o| {
+                let Some(service) = by_class.upgrade() else {
+                    return;
+                };
+                for (class, n) in Snapshot::of(&service).faults {
+                    o.observe(n, &[KeyValue::new("class", class.as_str())]);
+                }
+            })
+            .build();
+        self.meter
+            .u64_observable_gauge(BUILD_INFO.0)
+            .with_description(BUILD_INFO.1)
+            .with_callback(move |o| {
+                let Some(service) = service.upgrade() else {
+                    return;
+                };
+                let snapshot = Snapshot::of(&service);
+                let labels: Vec<KeyValue> = snapshot
+                    .build_labels(&service)
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(*k, v.to_string()))
+                    .collect();
+                o.observe(1, &labels);
+            })
+            .build();
+    }
+
+    /// Pushes what is recorded now and stops exporting (blocks up to the
+    /// export timeout: call it off the async runtime).
+    pub fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "the last OTLP export failed");
+        }
+    }
+}
+
+fn unit_symbol(unit: &str) -> &'static str {
+    match unit {
+        "bytes" => "By",
+        "seconds" => "s",
+        _ => "1",
+    }
+}

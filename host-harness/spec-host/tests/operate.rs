@@ -1,0 +1,479 @@
+//! `spec-host serve` as an operator runs it: the admin endpoint's probes
+//! through a NATS outage, its metrics against a known load, JSON logs, and
+//! the OTLP export received by a collector stand-in. The binary runs as a
+//! process beside its own nats-server.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats_039 as nats039;
+use prost::Message;
+use wasmcloud_control_interface::{ClientBuilder, Link};
+
+const BIN: &str = env!("CARGO_BIN_EXE_spec-host");
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `serve` with an admin endpoint, its stderr (logs) in a file.
+struct Served {
+    child: Child,
+    admin: String,
+    log: PathBuf,
+}
+
+impl Served {
+    fn start(dir: &Path, nats_url: &str, host_id: &str, extra: &[&str]) -> Served {
+        let port = free_port();
+        let log = dir.join(format!("{host_id}.log"));
+        let child = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args([
+                "--nats",
+                nats_url,
+                "--lattice",
+                "ops",
+                "--log-format",
+                "json",
+            ])
+            .args(["serve", "--host-id", host_id])
+            .args(["--admin-listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            // Plugin calls log at debug: the test follows a request id into
+            // them.
+            .env("RUST_LOG", "warn,spec_lattice=info,spec_embed=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spec-host starts");
+        Served {
+            child,
+            admin: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// `GET path`: status and body, or `None` when nothing answers.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let response = client.get(format!("{}{path}", self.admin)).send().ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().unwrap_or_default()))
+    }
+
+    /// Waits (60 s at most: a hang bound) until `path` answers `status`.
+    fn wait_for(&self, path: &str, status: u16) -> String {
+        let started = Instant::now();
+        loop {
+            let got = self.get(path);
+            if let Some((s, body)) = &got {
+                if *s == status {
+                    return body.clone();
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{path} never answered {status}; last: {got:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("serve did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn nats_server(dir: &Path, rt: &tokio::runtime::Runtime) -> spec_nats::LocalNatsServer {
+    rt.block_on(spec_nats::LocalNatsServer::start(
+        spec_nats::ServerOptions::new(dir.join("js")),
+    ))
+    .expect("a nats-server starts")
+}
+
+#[test]
+fn readyz_turns_503_while_nats_is_down_and_200_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut server = nats_server(dir.path(), &rt);
+    let served = Served::start(dir.path(), &server.url(), "probe", &[]);
+    served.wait_for("/livez", 200);
+    assert_eq!(served.wait_for("/readyz", 200), "ready\n");
+    rt.block_on(server.stop());
+    let reason = served.wait_for("/readyz", 503);
+    assert!(
+        reason.starts_with("not ready: not connected to NATS"),
+        "{reason}"
+    );
+    // Alive all the same: restarting it would not bring NATS back.
+    assert_eq!(served.get("/livez").map(|r| r.0), Some(200));
+    rt.block_on(server.restart())
+        .expect("the nats-server restarts");
+    served.wait_for("/readyz", 200);
+    let metrics = scrape(&served);
+    assert!(value(&metrics, "spec_host_nats_reconnects_total", &[]) >= 1.0);
+    assert_eq!(value(&metrics, "spec_host_nats_connected", &[]), 1.0);
+    served.stop();
+}
+
+/// The scrape, checked line by line against the text format, then parsed.
+fn scrape(served: &Served) -> prometheus_parse::Scrape {
+    let (status, body) = served.get("/metrics").expect("/metrics answers");
+    assert_eq!(status, 200);
+    check_exposition(&body);
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("/metrics parses as Prometheus text")
+}
+
+/// Every line of the Prometheus text format (0.0.4) is a `# HELP`, a
+/// `# TYPE` or a sample of a family whose type was declared; names and
+/// label names are legal, values are numbers. (prometheus-parse skips
+/// what it does not understand; this does not.)
+fn check_exposition(body: &str) {
+    let name_ok = |n: &str| {
+        let mut chars = n.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut typed: HashMap<String, String> = HashMap::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(name_ok(name), "bad name in {line:?}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+            assert!(name_ok(name), "bad name in {line:?}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "bad type in {line:?}"
+            );
+            assert!(
+                typed.insert(name.into(), kind.into()).is_none(),
+                "{name} typed twice"
+            );
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
+        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "bad value in {line:?}"
+        );
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, Some(l.strip_suffix('}').expect("labels close"))),
+            None => (series, None),
+        };
+        assert!(name_ok(name), "bad name in {line:?}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| typed.get(*f).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(typed.contains_key(family), "{name} sampled before its TYPE");
+        if let Some(labels) = labels {
+            // name="value" pairs; values escape \\, \" and \n only.
+            let mut rest = labels;
+            while !rest.is_empty() {
+                let (label, after) = rest.split_once("=\"").expect("label=\"value\"");
+                assert!(name_ok(label), "bad label name in {line:?}");
+                let mut end = None;
+                let mut escaped = false;
+                for (i, c) in after.char_indices() {
+                    match (escaped, c) {
+                        (true, '\\' | '"' | 'n') => escaped = false,
+                        (true, _) => panic!("bad escape in {line:?}"),
+                        (false, '\\') => escaped = true,
+                        (false, '"') => {
+                            end = Some(i);
+                            break;
+                        }
+                        (false, _) => {}
+                    }
+                }
+                let end = end.expect("label value closes");
+                rest = after[end + 1..]
+                    .strip_prefix(',')
+                    .unwrap_or(&after[end + 1..]);
+            }
+        }
+    }
+}
+
+/// The value of `name` with `labels` (all of them given), or NaN.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn link(i: usize) -> Link {
+    Link::builder()
+        .source_id(&format!("comp{i}"))
+        .target("kvredis")
+        .name("default")
+        .wit_namespace("wasi")
+        .wit_package("keyvalue")
+        .interfaces(vec!["store".to_string()])
+        .build()
+        .expect("a complete link")
+}
+
+#[test]
+fn metrics_count_a_known_load_and_json_logs_carry_request_ids() {
+    const PUTS: usize = 25;
+    const DELS: usize = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = nats_server(dir.path(), &rt);
+    let served = Served::start(dir.path(), &server.url(), "counted", &[]);
+    served.wait_for("/readyz", 200);
+    let url = server.url();
+    rt.block_on(async {
+        let nc = nats039::connect(&url).await.unwrap();
+        let ctl = ClientBuilder::new(nc).lattice("ops").build();
+        for i in 0..PUTS {
+            let put = ctl.put_link(link(i)).await.expect("link put answered");
+            assert!(put.succeeded(), "{}", put.message());
+        }
+        for i in 0..DELS {
+            let del = ctl
+                .delete_link(&format!("comp{i}"), "default", "wasi", "keyvalue")
+                .await
+                .expect("link del answered");
+            assert!(del.succeeded(), "{}", del.message());
+        }
+        // A malformed put: answered with an error, counted as one.
+        let bad = ctl
+            .nats_client()
+            .request("wasmbus.ctl.v1.ops.link.put", "not json".into())
+            .await
+            .expect("a reply");
+        assert!(String::from_utf8_lossy(&bad.payload).contains("\"success\":false"));
+    });
+    let put = [("rpc_method", "link.put"), ("outcome", "ok")];
+    let del = [("rpc_method", "link.del"), ("outcome", "ok")];
+    let failed = [("rpc_method", "link.put"), ("outcome", "error")];
+    // The table follows the bucket: wait for it, then read everything.
+    let started = Instant::now();
+    let metrics = loop {
+        let m = scrape(&served);
+        if value(&m, "spec_host_table_links", &[]) == (PUTS - DELS) as f64 {
+            break m;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "table never settled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        value(&metrics, "spec_host_requests_total", &put),
+        PUTS as f64
+    );
+    assert_eq!(
+        value(&metrics, "spec_host_requests_total", &del),
+        DELS as f64
+    );
+    assert_eq!(value(&metrics, "spec_host_requests_total", &failed), 1.0);
+    assert_eq!(
+        value(&metrics, "rpc_server_call_duration_seconds_count", &put),
+        PUTS as f64
+    );
+    assert_eq!(
+        value(&metrics, "spec_host_follower_changes_applied_total", &[]),
+        (PUTS + DELS) as f64
+    );
+    assert_eq!(
+        value(&metrics, "spec_host_follower_lag_seconds_count", &[]),
+        (PUTS + DELS) as f64
+    );
+    assert_eq!(value(&metrics, "spec_host_table_caught_up", &[]), 1.0);
+    assert_eq!(
+        value(
+            &metrics,
+            "spec_host_plugin_faults_total",
+            &[("class", "trap")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "spec_host_build_info",
+            &[("host_id", "counted"), ("lattice", "ops")]
+        ),
+        1.0
+    );
+    let log = served.stop();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        for field in ["timestamp", "level", "message", "target"] {
+            assert!(line.get(field).is_some(), "no {field} in {line}");
+        }
+    }
+    // The failed request's warning names its request, lattice and host.
+    let failure = lines
+        .iter()
+        .find(|l| l["message"] == "request failed")
+        .expect("the malformed put is logged");
+    assert_eq!(failure["lattice"], "ops");
+    assert_eq!(failure["host_id"], "counted");
+    assert_eq!(failure["method"], "link.put");
+    let id = failure["request_id"].as_str().expect("a request id");
+    assert!(id.starts_with("counted-"), "{id}");
+    // Plugin calls made for a request carry its id.
+    let in_plugin: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "plugin call returned" && l.get("request_id").is_some())
+        .collect();
+    assert!(
+        in_plugin.len() >= PUTS,
+        "{} plugin calls with a request id",
+        in_plugin.len()
+    );
+    let nested = in_plugin[0]["spans"].as_array().unwrap();
+    let names: Vec<&str> = nested.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["request", "plugin_call"], "{}", in_plugin[0]);
+}
+
+/// A collector stand-in: answers OTLP/HTTP posts with 200 and keeps the
+/// metric names each export carried.
+fn collector() -> (String, std::sync::mpsc::Receiver<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = header.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if !request_line.starts_with("POST /v1/metrics ") {
+                continue;
+            }
+            use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+            let export =
+                ExportMetricsServiceRequest::decode(body.as_slice()).expect("OTLP protobuf");
+            let names = export
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| m.name.clone())
+                .collect();
+            let _ = tx.send(names);
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn metrics_are_pushed_over_otlp_when_an_endpoint_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = nats_server(dir.path(), &rt);
+    let (endpoint, exports) = collector();
+    let served = Served::start(
+        dir.path(),
+        &server.url(),
+        "pushed",
+        &["--otlp-endpoint", &endpoint, "--otlp-interval", "300ms"],
+    );
+    served.wait_for("/readyz", 200);
+    let url = server.url();
+    rt.block_on(async {
+        let nc = nats039::connect(&url).await.unwrap();
+        let ctl = ClientBuilder::new(nc).lattice("ops").build();
+        assert!(ctl.put_link(link(1)).await.unwrap().succeeded());
+    });
+    let wanted = [
+        "spec_host_requests",
+        "rpc.server.call.duration",
+        "spec_host_table_caught_up",
+        "spec_host_plugin_faults",
+        "spec_host_build_info",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen: Vec<String> = Vec::new();
+    while !wanted.iter().all(|w| seen.iter().any(|s| s == w)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "exports carried only {seen:?}");
+        if let Ok(names) = exports.recv_timeout(left) {
+            seen.extend(names);
+        }
+    }
+    served.stop();
+}
