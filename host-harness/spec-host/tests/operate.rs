@@ -3,7 +3,6 @@
 //! the OTLP export received by a collector stand-in. The binary runs as a
 //! process beside its own nats-server.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -150,93 +149,9 @@ fn readyz_turns_503_while_nats_is_down_and_200_when_it_is_back() {
 fn scrape(served: &Served) -> prometheus_parse::Scrape {
     let (status, body) = served.get("/metrics").expect("/metrics answers");
     assert_eq!(status, 200);
-    check_exposition(&body);
+    test_support::prometheus::check_exposition(&body);
     let lines = body.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines).expect("/metrics parses as Prometheus text")
-}
-
-/// Every line of the Prometheus text format (0.0.4) is a `# HELP`, a
-/// `# TYPE` or a sample of a family whose type was declared; names and
-/// label names are legal, values are numbers. (prometheus-parse skips
-/// what it does not understand; this does not.)
-fn check_exposition(body: &str) {
-    let name_ok = |n: &str| {
-        let mut chars = n.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    };
-    let mut typed: HashMap<String, String> = HashMap::new();
-    for line in body.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let name = rest.split(' ').next().unwrap();
-            assert!(name_ok(name), "bad name in {line:?}");
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split(' ');
-            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap_or(""));
-            assert!(name_ok(name), "bad name in {line:?}");
-            assert!(
-                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
-                "bad type in {line:?}"
-            );
-            assert!(
-                typed.insert(name.into(), kind.into()).is_none(),
-                "{name} typed twice"
-            );
-            continue;
-        }
-        assert!(
-            !line.starts_with('#') && !line.is_empty(),
-            "stray line {line:?}"
-        );
-        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
-        assert!(
-            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
-            "bad value in {line:?}"
-        );
-        let (name, labels) = match series.split_once('{') {
-            Some((n, l)) => (n, Some(l.strip_suffix('}').expect("labels close"))),
-            None => (series, None),
-        };
-        assert!(name_ok(name), "bad name in {line:?}");
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| {
-                name.strip_suffix(s)
-                    .filter(|f| typed.get(*f).is_some_and(|t| t == "histogram"))
-            })
-            .unwrap_or(name);
-        assert!(typed.contains_key(family), "{name} sampled before its TYPE");
-        if let Some(labels) = labels {
-            // name="value" pairs; values escape \\, \" and \n only.
-            let mut rest = labels;
-            while !rest.is_empty() {
-                let (label, after) = rest.split_once("=\"").expect("label=\"value\"");
-                assert!(name_ok(label), "bad label name in {line:?}");
-                let mut end = None;
-                let mut escaped = false;
-                for (i, c) in after.char_indices() {
-                    match (escaped, c) {
-                        (true, '\\' | '"' | 'n') => escaped = false,
-                        (true, _) => panic!("bad escape in {line:?}"),
-                        (false, '\\') => escaped = true,
-                        (false, '"') => {
-                            end = Some(i);
-                            break;
-                        }
-                        (false, _) => {}
-                    }
-                }
-                let end = end.expect("label value closes");
-                rest = after[end + 1..]
-                    .strip_prefix(',')
-                    .unwrap_or(&after[end + 1..]);
-            }
-        }
-    }
 }
 
 /// The value of `name` with `labels` (all of them given), or NaN.
@@ -256,8 +171,12 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
 }
 
 fn link(i: usize) -> Link {
+    link_from(&format!("comp{i}"))
+}
+
+fn link_from(source: &str) -> Link {
     Link::builder()
-        .source_id(&format!("comp{i}"))
+        .source_id(source)
         .target("kvredis")
         .name("default")
         .wit_namespace("wasi")
@@ -475,5 +394,52 @@ fn metrics_are_pushed_over_otlp_when_an_endpoint_is_given() {
             seen.extend(names);
         }
     }
+    served.stop();
+}
+
+#[test]
+fn plugin_faults_are_counted_by_class_with_the_instances_they_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = nats_server(dir.path(), &rt);
+    // The fault-injection build: a put of `poison-pill` traps, one of
+    // `poison-loop` loops over its imports until the import cap stops it.
+    let served = Served::start(
+        dir.path(),
+        &server.url(),
+        "faulty",
+        &["--plugin", test_artifacts::PLUGIN_FAULTY_WASM],
+    );
+    served.wait_for("/readyz", 200);
+    let before = scrape(&served);
+    let url = server.url();
+    rt.block_on(async {
+        let nc = nats039::connect(&url).await.unwrap();
+        let ctl = ClientBuilder::new(nc).lattice("ops").build();
+        for source in ["poison-pill", "poison-loop"] {
+            let put = ctl.put_link(link_from(source)).await.expect("answered");
+            assert!(!put.succeeded(), "{source}: {}", put.message());
+        }
+        assert!(ctl.put_link(link(1)).await.unwrap().succeeded());
+    });
+    let after = scrape(&served);
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels) - value(&before, name, labels)
+    };
+    assert_eq!(
+        grew("spec_host_plugin_faults_total", &[("class", "trap")]),
+        1.0
+    );
+    assert_eq!(
+        grew("spec_host_plugin_faults_total", &[("class", "import_cap")]),
+        1.0
+    );
+    assert_eq!(
+        grew("spec_host_plugin_faults_total", &[("class", "cpu_budget")]),
+        0.0
+    );
+    assert_eq!(grew("spec_host_plugin_instances_replaced_total", &[]), 2.0);
+    let failed = [("rpc_method", "link.put"), ("outcome", "error")];
+    assert_eq!(value(&after, "spec_host_requests_total", &failed), 2.0);
     served.stop();
 }

@@ -5,12 +5,14 @@
 //! * [`fuzz`] — the generators and hostile documents of the fuzz suites,
 //!   and the documented id and link rules as an oracle;
 //! * [`signal`] — a signal to a process the test started (SIGSTOP and
-//!   SIGCONT freeze a nats-server or a host).
+//!   SIGCONT freeze a nats-server or a host);
+//! * [`prometheus`] — a strict check of a `/metrics` scrape's text format.
 //!
 //! Helpers that need a running host or a nats-server live with the suites
 //! that start them (`spec-e2e`'s library, the reliability fixture).
 
 pub mod fuzz;
+pub mod prometheus;
 
 use spec_model::{ComponentSpecification, Link};
 
