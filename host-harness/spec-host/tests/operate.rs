@@ -443,3 +443,27 @@ fn plugin_faults_are_counted_by_class_with_the_instances_they_cost() {
     assert_eq!(value(&after, "spec_host_requests_total", &failed), 2.0);
     served.stop();
 }
+
+#[test]
+fn a_failing_otlp_export_is_reported_once_not_every_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = nats_server(dir.path(), &rt);
+    // Nothing listens there.
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let served = Served::start(
+        dir.path(),
+        &server.url(),
+        "unheard",
+        &["--otlp-endpoint", &endpoint, "--otlp-interval", "200ms"],
+    );
+    served.wait_for("/readyz", 200);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let log = served.stop();
+    let failures = log
+        .lines()
+        .filter(|l| l.contains("OTLP metrics export failed"))
+        .count();
+    assert_eq!(failures, 1, "{log}");
+    assert!(log.contains("\"level\":\"WARN\""), "{log}");
+}

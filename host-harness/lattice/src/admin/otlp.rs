@@ -7,13 +7,15 @@
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
+use opentelemetry::metrics::{
+    AsyncInstrumentBuilder, Counter, Histogram, Meter, MeterProvider as _,
+};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
-use super::snapshot::{Kind, Snapshot, BUILD_INFO, FAULTS, SCALARS};
+use super::snapshot::{Kind, Scalar, Snapshot, BUILD_INFO, FAULTS, SCALARS};
 use crate::serve::Service;
 
 /// Where and how often to push.
@@ -63,7 +65,7 @@ impl Mirror {
                 .with_endpoint(url)
                 .with_timeout(Duration::from_secs(5))
                 .build()?;
-            let reader = PeriodicReader::builder(exporter)
+            let reader = PeriodicReader::builder(Reported::new(exporter))
                 .with_interval(config.interval)
                 .build();
             let resource = Resource::builder()
@@ -140,34 +142,10 @@ impl Mirror {
             let value = move || service.upgrade().map(|s| read(&Snapshot::of(&s)));
             match m.kind {
                 Kind::Counter => {
-                    let mut b = self
-                        .meter
-                        .u64_observable_counter(m.name)
-                        .with_description(m.help);
-                    if let Some(unit) = m.unit {
-                        b = b.with_unit(unit_symbol(unit));
-                    }
-                    b.with_callback(move |o| {
-                        if let Some(v) = value() {
-                            o.observe(v, &[]);
-                        }
-                    })
-                    .build();
+                    described(self.meter.u64_observable_counter(m.name), m, value).build();
                 }
                 Kind::Gauge => {
-                    let mut b = self
-                        .meter
-                        .u64_observable_gauge(m.name)
-                        .with_description(m.help);
-                    if let Some(unit) = m.unit {
-                        b = b.with_unit(unit_symbol(unit));
-                    }
-                    b.with_callback(move |o| {
-                        if let Some(v) = value() {
-                            o.observe(v, &[]);
-                        }
-                    })
-                    .build();
+                    described(self.meter.u64_observable_gauge(m.name), m, value).build();
                 }
             }
         }
@@ -208,6 +186,85 @@ impl Mirror {
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!(error = %e, "the last OTLP export failed");
         }
+    }
+}
+
+/// An observable instrument of `m`, reporting `value()` at each export.
+fn described<'a, I>(
+    builder: AsyncInstrumentBuilder<'a, I, u64>,
+    m: &Scalar,
+    value: impl Fn() -> Option<u64> + Send + Sync + 'static,
+) -> AsyncInstrumentBuilder<'a, I, u64> {
+    let builder = builder.with_description(m.help);
+    let builder = match m.unit {
+        Some(unit) => builder.with_unit(unit_symbol(unit)),
+        None => builder,
+    };
+    builder.with_callback(move |o| {
+        if let Some(v) = value() {
+            o.observe(v, &[]);
+        }
+    })
+}
+
+/// The OTLP exporter, with its failures said at WARN (the SDK logs them at
+/// debug only): the first failure, then at most one line a minute while
+/// they go on, and one line when exports work again.
+struct Reported<E> {
+    inner: E,
+    failing: Mutex<Option<std::time::Instant>>,
+}
+
+impl<E> Reported<E> {
+    fn new(inner: E) -> Self {
+        Reported {
+            inner,
+            failing: Mutex::new(None),
+        }
+    }
+
+    fn note(&self, result: &opentelemetry_sdk::error::OTelSdkResult) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match (result, *failing) {
+            (Ok(()), Some(_)) => {
+                *failing = None;
+                tracing::info!("OTLP metrics export works again");
+            }
+            (Err(e), None) => {
+                *failing = Some(std::time::Instant::now());
+                tracing::warn!(error = %e, "OTLP metrics export failed; will keep trying");
+            }
+            (Err(e), Some(since)) if since.elapsed() >= Duration::from_secs(60) => {
+                *failing = Some(std::time::Instant::now());
+                tracing::warn!(error = %e, "OTLP metrics export still failing");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
+    opentelemetry_sdk::metrics::exporter::PushMetricExporter for Reported<E>
+{
+    async fn export(
+        &self,
+        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let result = self.inner.export(metrics).await;
+        self.note(&result);
+        result
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        self.inner.temporality()
     }
 }
 
