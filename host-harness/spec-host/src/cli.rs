@@ -431,8 +431,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             key: demo::PROVIDER.to_string(),
         });
     }
+    let prepared = match &cli.command {
+        Command::Serve(args) => Some(serve::prepare(args)?),
+        _ => None,
+    };
     let backends = backends::open(&cli).await?;
-    let outcome = run_with(&cli, &engine, plugin, &backends).await;
+    let outcome = run_with(&cli, &engine, plugin, &backends, prepared).await;
     backends.shutdown().await;
     outcome
 }
@@ -467,6 +471,7 @@ async fn run_with(
     engine: &Arc<PluginEngine>,
     plugin: LoadedPlugin,
     backends: &backends::Backends,
+    prepared: Option<serve::Prepared>,
 ) -> anyhow::Result<()> {
     let digest = plugin.digest().to_string();
     // A serving host notes what each request read, for a build shadowed
@@ -489,8 +494,8 @@ async fn run_with(
     if let Command::Demo = cli.command {
         return demo::run(&host, backends, backends.recorder.clone(), cli.json).await;
     }
-    if let Command::Serve(args) = &cli.command {
-        return serve::run(cli, args, engine, host, backends, digest).await;
+    if let (Command::Serve(args), Some(prepared)) = (&cli.command, prepared) {
+        return serve::run(cli, args, prepared, engine, host, backends, digest).await;
     }
     if let Command::Ui { listen, token } = &cli.command {
         let listen = *listen;

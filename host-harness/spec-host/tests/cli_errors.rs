@@ -113,6 +113,9 @@ async fn every_error_path_is_one_line_with_its_exit_code() {
         args.extend(rest.iter().map(|s| s.to_string()));
         args
     };
+    // An address another process holds.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
     let with = |what, args: Vec<String>, code, says| Case {
         what,
         args,
@@ -197,6 +200,27 @@ async fn every_error_path_is_one_line_with_its_exit_code() {
             on(&open_url, &["spec", "get", "broken"]),
             exit::FAILED,
             "broken",
+        ),
+        with(
+            "the admin address is taken",
+            on(&open_url, &["serve", "--admin-listen", &taken]),
+            exit::FAILED,
+            "for the admin endpoint",
+        ),
+        case(
+            "an admin address that is not one",
+            &["serve", "--admin-listen", "nowhere"],
+            exit::USAGE,
+            "invalid value 'nowhere' for '--admin-listen",
+        ),
+        with(
+            "an OTLP endpoint that is not http://",
+            on(
+                &open_url,
+                &["serve", "--otlp-endpoint", "https://collector:4318"],
+            ),
+            exit::FAILED,
+            "expected an http:// URL of an OTLP/HTTP collector",
         ),
         case(
             "a bad flag value",

@@ -15,25 +15,15 @@ use wasmcloud_control_interface::{ClientBuilder, Link};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spec-host");
 
-/// A free loopback port.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One `serve` with an admin endpoint, its stderr (logs) in a file.
 struct Served {
     child: Child,
-    admin: String,
+    admin: std::sync::OnceLock<String>,
     log: PathBuf,
 }
 
 impl Served {
     fn start(dir: &Path, nats_url: &str, host_id: &str, extra: &[&str]) -> Served {
-        let port = free_port();
         let log = dir.join(format!("{host_id}.log"));
         let child = Command::new(BIN)
             .arg("--state-dir")
@@ -47,20 +37,49 @@ impl Served {
                 "json",
             ])
             .args(["serve", "--host-id", host_id])
-            .args(["--admin-listen", &format!("127.0.0.1:{port}")])
+            // Port 0: the address it got is read from its log, so no other
+            // test can take a port picked in advance.
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(extra)
             // Plugin calls log at debug: the test follows a request id into
             // them.
-            .env("RUST_LOG", "warn,spec_lattice=info,spec_embed=debug")
+            .env(
+                "RUST_LOG",
+                "warn,spec_lattice=info,spec_host=info,spec_embed=debug",
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spec-host starts");
         Served {
             child,
-            admin: format!("http://127.0.0.1:{port}"),
+            admin: std::sync::OnceLock::new(),
             log,
         }
+    }
+
+    /// The admin endpoint's base URL, from the log line that names it
+    /// (waiting for it, 60 s at most).
+    fn admin(&self) -> &str {
+        self.admin.get_or_init(|| {
+            let started = Instant::now();
+            loop {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let bound = log
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .find(|l| l["message"] == "admin endpoint: /livez /readyz /metrics")
+                    .and_then(|l| l["bound"].as_str().map(str::to_string));
+                if let Some(bound) = bound {
+                    return format!("http://{bound}");
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "no admin endpoint in the log:\n{log}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
     }
 
     /// `GET path`: status and body, or `None` when nothing answers.
@@ -69,7 +88,7 @@ impl Served {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
-        let response = client.get(format!("{}{path}", self.admin)).send().ok()?;
+        let response = client.get(format!("{}{path}", self.admin())).send().ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().unwrap_or_default()))
     }
@@ -449,8 +468,15 @@ fn a_failing_otlp_export_is_reported_once_not_every_interval() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = nats_server(dir.path(), &rt);
-    // Nothing listens there.
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    // A port held by this test (no other test can take it meanwhile) whose
+    // every connection is closed at once, unanswered.
+    let refuser = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", refuser.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in refuser.incoming() {
+            drop(stream);
+        }
+    });
     let served = Served::start(
         dir.path(),
         &server.url(),

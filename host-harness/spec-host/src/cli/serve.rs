@@ -61,10 +61,40 @@ pub struct ServeArgs {
     pub otlp_interval: Duration,
 }
 
+/// What `serve` checks and takes before it connects to anything: a bad
+/// flag or a taken address fails at once, without touching the lattice.
+pub(super) struct Prepared {
+    admin: Option<std::net::TcpListener>,
+}
+
+/// Binds the admin address and checks the OTLP endpoint.
+pub(super) fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
+    if let Some(endpoint) = &args.otlp_endpoint {
+        // The exporter speaks plain HTTP: a collector on this machine or in
+        // this pod forwards over TLS where it must.
+        if !endpoint.starts_with("http://") {
+            anyhow::bail!(
+                "--otlp-endpoint {endpoint}: expected an http:// URL of an OTLP/HTTP collector (TLS is not built in; run a local collector to forward over TLS)"
+            );
+        }
+    }
+    let admin = match args.admin_listen {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} for the admin endpoint"))?;
+            listener.set_nonblocking(true)?;
+            Some(listener)
+        }
+        None => None,
+    };
+    Ok(Prepared { admin })
+}
+
 /// Serves until SIGINT/SIGTERM.
 pub(super) async fn run(
     cli: &Cli,
     args: &ServeArgs,
+    prepared: Prepared,
     engine: &Arc<PluginEngine>,
     host: SpecHost,
     backends: &backends::Backends,
@@ -93,11 +123,9 @@ pub(super) async fn run(
     }
     let service = Arc::new(service);
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = match (args.admin_listen, metrics) {
-        (Some(addr), Some(metrics)) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} for the admin endpoint"))?;
+    let admin = match (prepared.admin, metrics) {
+        (Some(listener), Some(metrics)) => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
             let bound = listener.local_addr()?;
             if !bound.ip().is_loopback() {
                 tracing::warn!(%bound, "the admin endpoint is not on loopback; it has no authentication");
@@ -133,24 +161,15 @@ pub(super) async fn run(
 /// none (nothing is recorded).
 fn metrics(args: &ServeArgs, lattice: &str, host_id: &str) -> anyhow::Result<Option<Arc<Metrics>>> {
     let mirror = match &args.otlp_endpoint {
-        Some(endpoint) => {
-            // The exporter speaks plain HTTP: a collector on this machine
-            // or in this pod forwards over TLS where it must.
-            if !endpoint.starts_with("http://") {
-                anyhow::bail!(
-                    "--otlp-endpoint {endpoint}: expected an http:// URL of an OTLP/HTTP collector (TLS is not built in; run a local collector to forward over TLS)"
-                );
-            }
-            Some(
-                Mirror::start(OtlpConfig {
-                    endpoint: endpoint.clone(),
-                    interval: args.otlp_interval,
-                    host_id: host_id.to_string(),
-                    lattice: lattice.to_string(),
-                })
-                .context("starting the OTLP metrics export")?,
-            )
-        }
+        Some(endpoint) => Some(
+            Mirror::start(OtlpConfig {
+                endpoint: endpoint.clone(),
+                interval: args.otlp_interval,
+                host_id: host_id.to_string(),
+                lattice: lattice.to_string(),
+            })
+            .context("starting the OTLP metrics export")?,
+        ),
         None => None,
     };
     if args.admin_listen.is_none() && mirror.is_none() {
