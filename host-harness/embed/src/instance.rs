@@ -165,7 +165,6 @@ impl Factory {
             .map_err(|e| CallError::Instantiate {
                 source: e.into_boxed_dyn_error(),
             })?;
-        self.stats.count_instance();
         Ok(Instance {
             store,
             plugin: plugin_instance,

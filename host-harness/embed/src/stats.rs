@@ -54,7 +54,6 @@ impl FaultClass {
 pub struct PluginStats {
     faults: [AtomicU64; 5],
     replaced: AtomicU64,
-    instantiated: AtomicU64,
 }
 
 impl PluginStats {
@@ -63,25 +62,11 @@ impl PluginStats {
         self.faults[class.index()].load(Ordering::Relaxed)
     }
 
-    /// Faults of every class so far.
-    pub fn faults_total(&self) -> u64 {
-        FaultClass::ALL.iter().map(|c| self.faults(*c)).sum()
-    }
-
     /// Instances thrown away because a call left them unusable (a fault, a
     /// call abandoned half way, a backend that ignored the deadline); each
     /// is replaced by a fresh one when next needed.
     pub fn replaced(&self) -> u64 {
         self.replaced.load(Ordering::Relaxed)
-    }
-
-    /// Instances made (the first of each, and every replacement).
-    pub fn instantiated(&self) -> u64 {
-        self.instantiated.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn count_instance(&self) {
-        self.instantiated.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_replaced(&self) {

@@ -56,6 +56,10 @@ fn check(state: &Path, c: &Case) -> Option<String> {
     if lines.is_empty() || lines.len() > most {
         wrong.push(format!("{} lines on stderr", lines.len()));
     }
+    // The one secret the table passes (a password in a URL) never shows.
+    if stderr.contains("hunter2") || String::from_utf8_lossy(&out.stdout).contains("hunter2") {
+        wrong.push("the password in the URL is printed".to_string());
+    }
     let first = lines.first().copied().unwrap_or_default();
     if !first.contains(c.says) {
         wrong.push(format!("it does not say {:?}", c.says));
@@ -221,6 +225,19 @@ async fn every_error_path_is_one_line_with_its_exit_code() {
             ),
             exit::FAILED,
             "expected an http:// URL of an OTLP/HTTP collector",
+        ),
+        with(
+            "an OTLP endpoint with credentials in it",
+            on(
+                &open_url,
+                &[
+                    "serve",
+                    "--otlp-endpoint",
+                    "http://user:hunter2@collector:4318",
+                ],
+            ),
+            exit::FAILED,
+            "--otlp-endpoint holds credentials",
         ),
         case(
             "a bad flag value",

@@ -212,7 +212,7 @@ fn metrics_count_a_known_load_and_json_logs_carry_request_ids() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = nats_server(dir.path(), &rt);
-    let served = Served::start(dir.path(), &server.url(), "counted", &[]);
+    let served = Served::start(dir.path(), &server.url(), "counted-host", &[]);
     served.wait_for("/readyz", 200);
     let url = server.url();
     rt.block_on(async {
@@ -287,7 +287,7 @@ fn metrics_count_a_known_load_and_json_logs_carry_request_ids() {
         value(
             &metrics,
             "spec_host_build_info",
-            &[("host_id", "counted"), ("lattice", "ops")]
+            &[("host_id", "counted-host"), ("lattice", "ops")]
         ),
         1.0
     );
@@ -308,10 +308,14 @@ fn metrics_count_a_known_load_and_json_logs_carry_request_ids() {
         .find(|l| l["message"] == "request failed")
         .expect("the malformed put is logged");
     assert_eq!(failure["lattice"], "ops");
-    assert_eq!(failure["host_id"], "counted");
+    assert_eq!(failure["host_id"], "counted-host");
     assert_eq!(failure["method"], "link.put");
     let id = failure["request_id"].as_str().expect("a request id");
-    assert!(id.starts_with("counted-"), "{id}");
+    // The whole host id, then a count: unique in the lattice.
+    let n = id
+        .strip_prefix("counted-host-")
+        .expect("the host id, then -");
+    assert!(n.parse::<u64>().is_ok(), "{id}");
     // Plugin calls made for a request carry its id.
     let in_plugin: Vec<&serde_json::Value> = lines
         .iter()

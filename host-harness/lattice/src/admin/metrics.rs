@@ -16,7 +16,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::otlp::Mirror;
-use super::snapshot::{Kind, Snapshot, BUILD_INFO, FAULTS, SCALARS};
+use super::snapshot::{
+    latency_buckets, Kind, Snapshot, BUILD_INFO, CALL_DURATION, FAULTS, FOLLOWER_LAG, REQUESTS,
+    SCALARS,
+};
 use crate::serve::Service;
 
 /// How a request ended.
@@ -46,11 +49,6 @@ struct RequestLabels {
     rpc_system: &'static str,
     rpc_method: &'static str,
     outcome: &'static str,
-}
-
-/// Latency buckets, seconds: 100 µs to ~13 s, doubling.
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18)
 }
 
 fn latency() -> Histogram {
@@ -83,20 +81,16 @@ impl Metrics {
         let durations =
             Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
         let follower_lag = Histogram::new(latency_buckets());
-        registry.register(
-            "spec_host_requests",
-            "Control requests answered (link, config, status), by method and outcome",
-            requests.clone(),
-        );
+        registry.register(REQUESTS.0, REQUESTS.1, requests.clone());
         registry.register_with_unit(
-            "rpc_server_call_duration",
-            "Time from a control request's arrival to its reply being sent",
+            CALL_DURATION.1,
+            CALL_DURATION.2,
             Unit::Seconds,
             durations.clone(),
         );
         registry.register_with_unit(
-            "spec_host_follower_lag",
-            "Time from a spec write (the store's clock) to this host's table applying it",
+            FOLLOWER_LAG.0,
+            FOLLOWER_LAG.1,
             Unit::Seconds,
             follower_lag.clone(),
         );

@@ -4,7 +4,8 @@
 //! instruments as they happen, and the same [`SCALARS`] observed at each
 //! export. The SDK exports from its own thread every interval.
 
-use std::sync::{Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use opentelemetry::metrics::{
@@ -15,7 +16,10 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
-use super::snapshot::{Kind, Scalar, Snapshot, BUILD_INFO, FAULTS, SCALARS};
+use super::snapshot::{
+    latency_buckets, Kind, Scalar, Snapshot, BUILD_INFO, CALL_DURATION, FAULTS, FOLLOWER_LAG,
+    REQUESTS, SCALARS,
+};
 use crate::serve::Service;
 
 /// Where and how often to push.
@@ -39,18 +43,13 @@ pub struct Mirror {
     requests: Counter<u64>,
     durations: Histogram<f64>,
     lag: Histogram<f64>,
-    observing: Mutex<bool>,
+    observing: AtomicBool,
 }
 
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mirror").finish_non_exhaustive()
     }
-}
-
-/// Latency boundaries, seconds (as the Prometheus histograms).
-fn boundaries() -> Vec<f64> {
-    (0..18).map(|i| 0.0001 * f64::from(1u32 << i)).collect()
 }
 
 impl Mirror {
@@ -85,24 +84,20 @@ impl Mirror {
         .map_err(|_| anyhow::anyhow!("the OTLP exporter's setup panicked"))??;
         let meter = made.meter("spec-host");
         let requests = meter
-            .u64_counter("spec_host_requests")
-            .with_description(
-                "Control requests answered (link, config, status), by method and outcome",
-            )
+            .u64_counter(REQUESTS.0)
+            .with_description(REQUESTS.1)
             .build();
         let durations = meter
-            .f64_histogram("rpc.server.call.duration")
+            .f64_histogram(CALL_DURATION.0)
             .with_unit("s")
-            .with_description("Time from a control request's arrival to its reply being sent")
-            .with_boundaries(boundaries())
+            .with_description(CALL_DURATION.2)
+            .with_boundaries(latency_buckets())
             .build();
         let lag = meter
-            .f64_histogram("spec_host_follower_lag")
+            .f64_histogram(FOLLOWER_LAG.0)
             .with_unit("s")
-            .with_description(
-                "Time from a spec write (the store's clock) to this host's table applying it",
-            )
-            .with_boundaries(boundaries())
+            .with_description(FOLLOWER_LAG.1)
+            .with_boundaries(latency_buckets())
             .build();
         Ok(Mirror {
             provider: made,
@@ -110,7 +105,7 @@ impl Mirror {
             requests,
             durations,
             lag,
-            observing: Mutex::new(false),
+            observing: AtomicBool::new(false),
         })
     }
 
@@ -131,15 +126,18 @@ impl Mirror {
     /// Observes `service`'s [`SCALARS`], faults and build at every export
     /// (once: later calls do nothing).
     pub(super) fn observe(&self, service: Weak<Service>) {
-        let mut observing = self.observing.lock().unwrap_or_else(|p| p.into_inner());
-        if *observing {
+        if self.observing.swap(true, Ordering::Relaxed) {
             return;
         }
-        *observing = true;
+        // One reading of the host per export, shared by every callback.
+        let reading = Arc::new(Reading {
+            service,
+            last: Mutex::new(None),
+        });
         for m in SCALARS {
             let read = m.read;
-            let service = service.clone();
-            let value = move || service.upgrade().map(|s| read(&Snapshot::of(&s)));
+            let reading = Arc::clone(&reading);
+            let value = move || reading.get().map(|(_, s)| read(&s));
             match m.kind {
                 Kind::Counter => {
                     described(self.meter.u64_observable_counter(m.name), m, value).build();
@@ -149,16 +147,16 @@ impl Mirror {
                 }
             }
         }
-        let by_class = service.clone();
+        let by_class = Arc::clone(&reading);
         self.meter
             .u64_observable_counter(FAULTS.0)
             .with_description(FAULTS.1)
             .with_callback(move |o| {
-                let Some(service) = by_class.upgrade() else {
+                let Some((_, snapshot)) = by_class.get() else {
                     return;
                 };
-                for (class, n) in Snapshot::of(&service).faults {
-                    o.observe(n, &[KeyValue::new("class", class.as_str())]);
+                for (class, n) in &snapshot.faults {
+                    o.observe(*n, &[KeyValue::new("class", class.as_str())]);
                 }
             })
             .build();
@@ -166,10 +164,9 @@ impl Mirror {
             .u64_observable_gauge(BUILD_INFO.0)
             .with_description(BUILD_INFO.1)
             .with_callback(move |o| {
-                let Some(service) = service.upgrade() else {
+                let Some((service, snapshot)) = reading.get() else {
                     return;
                 };
-                let snapshot = Snapshot::of(&service);
                 let labels: Vec<KeyValue> = snapshot
                     .build_labels(&service)
                     .iter()
@@ -186,6 +183,31 @@ impl Mirror {
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!(error = %e, "the last OTLP export failed");
         }
+    }
+}
+
+/// The host read for the observable instruments: one [`Snapshot`] serves
+/// every callback of an export (they run one after another).
+struct Reading {
+    service: Weak<Service>,
+    last: Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
+}
+
+impl Reading {
+    /// The service and a snapshot at most a second old; `None` once the
+    /// service is gone.
+    fn get(&self) -> Option<(Arc<Service>, Arc<Snapshot>)> {
+        let service = self.service.upgrade()?;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = match &*last {
+            Some((at, s)) if at.elapsed() < Duration::from_secs(1) => Arc::clone(s),
+            _ => {
+                let s = Arc::new(Snapshot::of(&service));
+                *last = Some((std::time::Instant::now(), Arc::clone(&s)));
+                s
+            }
+        };
+        Some((service, snapshot))
     }
 }
 

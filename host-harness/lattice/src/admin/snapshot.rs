@@ -366,6 +366,32 @@ pub const SCALARS: &[Scalar] = &[
     ),
 ];
 
+/// The request counter (labelled by method and outcome).
+pub const REQUESTS: (&str, &str) = (
+    "spec_host_requests",
+    "Control requests answered (link, config, status), by method and outcome",
+);
+
+/// The request latency histogram: OpenTelemetry's
+/// `rpc.server.call.duration`, which Prometheus spells with underscores.
+pub const CALL_DURATION: (&str, &str, &str) = (
+    "rpc.server.call.duration",
+    "rpc_server_call_duration",
+    "Time from a control request's arrival to its reply being sent",
+);
+
+/// The follower's lag histogram.
+pub const FOLLOWER_LAG: (&str, &str) = (
+    "spec_host_follower_lag",
+    "Time from a spec write (the store's clock) to this host's table applying it",
+);
+
+/// Bucket bounds of both latency histograms, seconds: 100 µs to ~13 s,
+/// doubling.
+pub fn latency_buckets() -> Vec<f64> {
+    (0..18).map(|i| 0.0001 * f64::from(1u32 << i)).collect()
+}
+
 /// The plugin faults metric (labelled by class).
 pub const FAULTS: (&str, &str) = (
     "spec_host_plugin_faults",

@@ -136,12 +136,12 @@ impl Service {
         }
     }
 
-    /// The log span of one request: its id (this host's id and a count)
-    /// and method, carried into the plugin calls it makes.
+    /// The log span of one request: its id (this host's id and a count,
+    /// unique in the lattice) and method, carried into the plugin calls it
+    /// makes.
     fn request_span(&self, method: &'static str) -> tracing::Span {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        let host: String = self.host_id.chars().take(8).collect();
-        tracing::info_span!("request", request_id = %format_args!("{host}-{n}"), method)
+        tracing::info_span!("request", request_id = %format_args!("{}-{n}", self.host_id), method)
     }
 
     /// The last census of the lattice.

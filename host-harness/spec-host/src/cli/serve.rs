@@ -72,9 +72,20 @@ pub(super) fn prepare(args: &ServeArgs) -> anyhow::Result<Prepared> {
     if let Some(endpoint) = &args.otlp_endpoint {
         // The exporter speaks plain HTTP: a collector on this machine or in
         // this pod forwards over TLS where it must.
-        if !endpoint.starts_with("http://") {
+        let Some(rest) = endpoint.strip_prefix("http://") else {
             anyhow::bail!(
                 "--otlp-endpoint {endpoint}: expected an http:// URL of an OTLP/HTTP collector (TLS is not built in; run a local collector to forward over TLS)"
+            );
+        };
+        // Export errors name the URL: credentials in it would reach the log
+        // (and this message does not repeat it).
+        if rest
+            .split('/')
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+        {
+            anyhow::bail!(
+                "--otlp-endpoint holds credentials, which export errors would log; give them as headers (OTEL_EXPORTER_OTLP_HEADERS) instead"
             );
         }
     }
