@@ -87,6 +87,8 @@ run_tests() {
     cargo clippy --workspace --all-targets --locked -- -D warnings
     log "clippy (guest, wasm32-wasip2)"
     CARGO_TARGET_DIR=target/wasm/clippy cargo clippy --locked --target wasm32-wasip2 -p spec-plugin -p trap-guest -- -D warnings
+    log "clippy (guest of contract 0.2, wasm32-wasip2)"
+    CARGO_TARGET_DIR=target/wasm/clippy cargo clippy --locked --target wasm32-wasip2 -p spec-plugin --features contract-0-2 -- -D warnings
     log "tests"
     mkdir -p target
     cargo test --workspace --locked 2>&1 | tee target/test-output.log

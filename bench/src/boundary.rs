@@ -1,10 +1,16 @@
 //! Section 1: the cost of the plugin boundary on the in-memory store.
 //!
-//! get / store / update-host-with-spec / put-link, per call, through
-//! `SpecHost` and through `NativeHost`, on a spec of 2, 100 and 1,000 links.
-//! Both sides run over `MemoryKv`, so the difference is the boundary itself:
-//! lowering and lifting values into the component, instance entry and the
-//! host's worker hop.
+//! get / store / update / put-link, per call, through `SpecHost` with the
+//! plugin of contract 0.3, through `SpecHost` with the build of contract
+//! 0.2, and through `NativeHost`, on a spec of 2, 100 and 1,000 links. All
+//! three run over `MemoryKv`, so the difference is the boundary itself:
+//! lowering and lifting values into the component, wasm against native
+//! code, instance entry and the host's worker hop.
+//!
+//! A spec goes in as what callers hold: `store` takes wasmCloud's JSON (as
+//! `spec put` and other writers hand it in) and `update` applies a stored
+//! value (as a host following the bucket does for every change); `get`
+//! returns the decoded spec.
 
 use std::time::Instant;
 
@@ -30,7 +36,9 @@ enum Op {
     /// plugin-version: no work, so the call and hand-off overhead alone.
     Version,
     Get,
+    /// Store from wasmCloud's JSON.
     Store,
+    /// Apply a stored value (JSON) to the table.
     Update,
     PutLink,
 }
@@ -42,8 +50,8 @@ impl Op {
         match self {
             Op::Version => "plugin-version (empty call)",
             Op::Get => "get",
-            Op::Store => "store",
-            Op::Update => "update-host-with-spec",
+            Op::Store => "store (JSON in)",
+            Op::Update => "update (apply a stored value)",
             Op::PutLink => "put-link",
         }
     }
@@ -56,12 +64,16 @@ pub struct Row {
     pub op: &'static str,
     /// Links in the spec.
     pub links: usize,
-    /// Median per-call time through the plugin, µs.
+    /// Median per-call time through the plugin (contract 0.3), µs.
     pub plugin_us: f64,
+    /// Median per-call time through the contract 0.2 build, µs.
+    pub plugin_v02_us: f64,
     /// Median per-call time natively, µs.
     pub native_us: f64,
     /// `plugin_us / native_us`.
     pub ratio: Option<f64>,
+    /// `plugin_v02_us / native_us`.
+    pub ratio_v02: Option<f64>,
     /// Calls timed per side.
     pub samples: usize,
 }
@@ -69,11 +81,13 @@ pub struct Row {
 struct OpBatch {
     op: Op,
     spec: ComponentSpecification,
+    /// The spec as wasmCloud's JSON.
+    json: Vec<u8>,
     calls: usize,
     /// The link that put-link replaces, toggled on each call per side so
     /// that every put writes (see [`fixtures::toggled`]).
     last: Link,
-    flip: [bool; 2],
+    flip: [bool; 3],
 }
 
 impl Batch for OpBatch {
@@ -96,15 +110,14 @@ impl Batch for OpBatch {
                     }
                 }
                 Op::Store => {
-                    let spec = self.spec.clone();
                     let t = Instant::now();
-                    side.store(ID, spec).await?;
+                    side.store_json(ID, &self.json).await?;
                     times.push(us_since(t));
                 }
                 Op::Update => {
-                    let spec = self.spec.clone();
+                    let value = self.json.clone();
                     let t = Instant::now();
-                    let report = side.update(ID, spec).await?;
+                    let report = side.apply(ID, value).await?;
                     times.push(us_since(t));
                     let held = spec_model::packed::count(&report.entry).unwrap_or(0);
                     if held != n {
@@ -147,55 +160,69 @@ fn calls_for(links: usize, quick: bool) -> usize {
 }
 
 /// Runs the section.
-pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
+pub async fn run(plugin: &LoadedPlugin, v02: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
     let rounds = if quick { 3 } else { 20 };
     let mut rows = Vec::new();
-    let p = Side::start_memory(Kind::Plugin, plugin).await?;
-    let n = Side::start_memory(Kind::Native, plugin).await?;
+    let sides = async || -> Result<[Side; 3]> {
+        Ok([
+            Side::start_memory(Kind::Plugin, plugin).await?,
+            Side::start_memory(Kind::Plugin, v02).await?,
+            Side::start_memory(Kind::Native, plugin).await?,
+        ])
+    };
+    let [p, o, n] = sides().await?;
+    let spec = fixtures::spec(ID, "bench-target", 1);
     let mut batch = OpBatch {
         op: Op::Version,
-        spec: fixtures::spec(ID, "bench-target", 1),
+        json: spec_model::json::encode_spec(&spec),
+        spec,
         calls: calls_for(0, quick),
         last: fixtures::link(ID, "bench-target", 0),
-        flip: [false; 2],
+        flip: [false; 3],
     };
-    let samples = interleave(&mut batch, &[&p, &n], rounds).await?;
+    let samples = interleave(&mut batch, &[&p, &o, &n], rounds).await?;
     rows.push(row(Op::Version, 0, &samples));
     for links in SIZES {
-        let p = Side::start_memory(Kind::Plugin, plugin).await?;
-        let n = Side::start_memory(Kind::Native, plugin).await?;
+        let [p, o, n] = sides().await?;
         let spec = fixtures::spec(ID, "bench-target", links);
-        p.store(ID, spec.clone()).await?;
-        n.store(ID, spec.clone()).await?;
+        for side in [&p, &o, &n] {
+            side.store(ID, spec.clone()).await?;
+        }
         let Some(last) = spec.links.last().cloned() else {
             bail!("a spec of {links} links has no last link");
         };
         for op in Op::ALL {
             let mut batch = OpBatch {
                 op,
+                json: spec_model::json::encode_spec(&spec),
                 spec: spec.clone(),
                 calls: calls_for(links, quick),
                 last: last.clone(),
-                flip: [false; 2],
+                flip: [false; 3],
             };
-            let samples = interleave(&mut batch, &[&p, &n], rounds).await?;
+            let samples = interleave(&mut batch, &[&p, &o, &n], rounds).await?;
             rows.push(row(op, links, &samples));
         }
     }
     Ok(rows)
 }
 
-/// A row from the samples of [plugin, native].
+/// A row from the samples of [plugin 0.3, plugin 0.2, native].
 fn row(op: Op, links: usize, samples: &[Vec<f64>]) -> Row {
-    let (ps, ns) = (&samples[0], &samples[1]);
-    let (plugin_us, native_us) = (median(ps), median(ns));
+    let (plugin_us, plugin_v02_us, native_us) = (
+        median(&samples[0]),
+        median(&samples[1]),
+        median(&samples[2]),
+    );
     Row {
         op: op.name(),
         links,
         plugin_us,
+        plugin_v02_us,
         native_us,
         ratio: ratio(plugin_us, native_us),
-        samples: ps.len(),
+        ratio_v02: ratio(plugin_v02_us, native_us),
+        samples: samples[0].len(),
     }
 }
 
@@ -206,9 +233,11 @@ pub fn table(rows: &[Row]) -> TextTable {
         &[
             "operation",
             "spec links",
-            "plugin",
+            "plugin 0.3",
+            "plugin 0.2",
             "native",
-            "plugin/native",
+            "0.3/native",
+            "0.2/native",
         ],
     );
     for r in rows {
@@ -220,10 +249,12 @@ pub fn table(rows: &[Row]) -> TextTable {
                 table::count(r.links)
             },
             table::time(r.plugin_us),
+            table::time(r.plugin_v02_us),
             table::time(r.native_us),
             table::ratio(r.ratio),
+            table::ratio(r.ratio_v02),
         ]);
     }
-    t.note("Both sides: same MemoryKv and RecordingNotifier types, one call at a time; batches interleaved A/B, B/A.");
+    t.note("All sides: same MemoryKv and RecordingNotifier types, one call at a time; batches interleaved forwards and backwards. Store takes wasmCloud's JSON; update applies a stored value (JSON), as a follower does.");
     t
 }

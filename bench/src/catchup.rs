@@ -9,7 +9,10 @@
 //!   link table.
 //!
 //! Both are processes started the same way, so process start, NATS connect
-//! and bucket open are counted on both. Rounds alternate the two.
+//! and bucket open are counted on both. Rounds alternate the two. The
+//! bucket holds one spec per component, a tenth of them with 20 links
+//! ([`crate::scale`]); beside the hosts: the raw-watch floor, RSS per
+//! component and the follower's lag under 1,000 writes/s by other clients.
 
 use std::time::Duration;
 
@@ -18,7 +21,8 @@ use serde::Serialize;
 use spec_nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
 
 use crate::hosts;
-use crate::lattice::{fill_bucket, Target};
+use crate::lattice::Target;
+use crate::scale::{self, Lag};
 
 /// One host's catch-up.
 #[derive(Clone, Debug, Serialize)]
@@ -41,6 +45,16 @@ pub struct CatchUpRow {
 pub struct CatchUp {
     /// One row per host.
     pub rows: Vec<CatchUpRow>,
+    /// Components in the bucket, and their links.
+    pub specs: usize,
+    /// See `specs`.
+    pub links: usize,
+    /// The floor: a raw KV watch of the whole bucket, seconds.
+    pub floor_s: f64,
+    /// An empty spec-host's RSS, MiB.
+    pub empty_rss_mib: f64,
+    /// spec-host's follower lag under writes by other clients.
+    pub lag: Option<Lag>,
     /// Why the wasmCloud row is missing, if it is.
     pub wasmcloud_skipped: Option<String>,
 }
@@ -67,18 +81,30 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
         .await
         .context("opening the catch-up lattice")?;
     crate::progress(&format!("storing {specs} specs for the catch-up"));
-    fill_bucket(&lattice, "k", specs).await?;
+    scale::fill(&lattice, "k", specs).await?;
+    let links = scale::total_links(specs);
+    let limit = Duration::from_secs(600);
+    let floor_s = scale::raw_watch(&lattice, specs, limit).await?;
+    // An empty host, for the RSS a component adds.
+    let empty_rss_mib = {
+        let empty = "bench-empty";
+        let mut host = hosts::spawn_spec_host(&url, empty, &[])?;
+        hosts::spec_host_ready(&mut host, &lattice.client, empty, 0, limit).await?;
+        host.rss_bytes()? as f64 / f64::from(1u32 << 20)
+    };
     let wasmcloud = match hosts::wasmcloud_binary() {
         Ok(_) if specs > 200_000 => Err(format!(
             "left out above 200,000 specs (it took 133 s for 100,000); {specs} asked"
         )),
         found => found,
     };
-    let limit = Duration::from_secs(600);
     let mut rows = Vec::new();
-    for _ in 0..rounds {
-        let mut host = hosts::spawn_spec_host(&url, name, &[])?;
-        let took = hosts::spec_host_ready(&mut host, &lattice.client, name, specs, limit).await?;
+    let mut lag = None;
+    for round in 0..rounds {
+        let admin = format!("127.0.0.1:{}", crate::stats::free_port()?);
+        let serve = ["--admin-listen".to_string(), admin.clone()];
+        let mut host = hosts::spawn_spec_host_serving(&url, name, "bench-catch", &[], &serve)?;
+        let took = hosts::spec_host_ready(&mut host, &lattice.client, name, links, limit).await?;
         let rss_mib = host.rss_bytes()? as f64 / f64::from(1u32 << 20);
         let status =
             spec_lattice::serve::collect_status(&lattice.client, name, Duration::from_millis(500))
@@ -100,6 +126,13 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
                 slow_consumers: status.first().map(|s| s.slow_consumers),
             },
         );
+        if round == 0 {
+            let seconds = if quick { 2 } else { 10 };
+            crate::progress(&format!(
+                "1000 writes/s for {seconds} s beside the caught-up host"
+            ));
+            lag = Some(scale::lag(&lattice, "k", specs, 1000, seconds, &admin).await?);
+        }
         drop(host);
         if let Ok(binary) = &wasmcloud {
             let mut host = hosts::spawn_wasmcloud(binary, &url, name)?;
@@ -119,6 +152,11 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
     drop(server);
     Ok(CatchUp {
         rows,
+        specs,
+        links,
+        floor_s,
+        empty_rss_mib,
+        lag,
         wasmcloud_skipped: wasmcloud.err(),
     })
 }

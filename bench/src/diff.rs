@@ -11,8 +11,13 @@
 //! * nested scan — the seed's algorithm, kept here as the reference: for
 //!   each spec link, scan the entries under its source and its target
 //!   linearly for an equal link (O(n·T));
-//! * ours, native — `spec_plugin::table::LinkTable::update` (hash index);
-//! * ours, plugin — `update-host-with-spec` through `SpecHost`.
+//! * ours, native — `spec_plugin::table::LinkTable::update` (hash index),
+//!   on links already decoded;
+//! * ours, native from JSON — `HostTable::apply_stored_spec` natively: the
+//!   same update from the stored value, decoding included;
+//! * ours, plugin — the stored value applied through `SpecHost`
+//!   (`apply-stored-spec`, what a host following the bucket does for every
+//!   change), with the plugin of contract 0.3 and with the 0.2 build.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -107,16 +112,22 @@ pub struct Row {
     /// source and target for each spec link, no report), µs: the same work
     /// the nested scan does.
     pub lookup_us: f64,
-    /// Median time through the plugin, µs.
+    /// Median native time from the stored value (`HostTable::
+    /// apply_stored_spec`: decode and update), µs.
+    pub native_json_us: f64,
+    /// Median time through the plugin (contract 0.3, the stored value
+    /// applied), µs.
     pub plugin_us: f64,
+    /// The same through the contract 0.2 build, µs.
+    pub plugin_v02_us: f64,
     /// nested / native.
     pub speedup_native: Option<f64>,
     /// nested / lookups alone.
     pub speedup_lookup: Option<f64>,
     /// nested / plugin.
     pub speedup_plugin: Option<f64>,
-    /// Repetitions of (nested, native, lookups, plugin).
-    pub reps: [usize; 4],
+    /// Repetitions of (nested, native, lookups, plugin, native from JSON).
+    pub reps: [usize; 5],
 }
 
 /// Sampling bounds: at least `min` samples, then more until `budget_us`
@@ -145,7 +156,7 @@ fn sample(bounds: Bounds, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>
 }
 
 /// Runs the section.
-pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
+pub async fn run(plugin: &LoadedPlugin, v02: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
     let bounds = if quick {
         Bounds {
             min: 1,
@@ -167,13 +178,19 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
         nested.update(HUB, hub_native.clone());
         let mut ours = LinkTable::new();
         ours.update(HUB, &hub_native, &mut NoProviders);
+        let hub_json = spec_model::json::encode_spec(&fixtures::spec(HUB, "t", table_links));
+        let mut from_json = spec_plugin::host_table::HostTable::new();
+        from_json.apply_stored_spec(&mut NoProviders, HUB, &hub_json)?;
         let side = Side::start_memory(Kind::Plugin, plugin).await?;
-        side.update(HUB, fixtures::spec(HUB, "t", table_links))
-            .await?;
+        let side_v02 = Side::start_memory(Kind::Plugin, v02).await?;
+        for s in [&side, &side_v02] {
+            s.apply(HUB, hub_json.clone()).await?;
+        }
 
         for spec_links in SPEC_SIZES {
             let spec = fixtures::spec(NEW_ID, HUB, spec_links);
             let native_links: Vec<Link> = spec.links.clone();
+            let json = spec_model::json::encode_spec(&spec);
             let nested_t = sample(bounds, || {
                 let links = native_links.clone();
                 let t = Instant::now();
@@ -202,26 +219,40 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
                 check(added, spec_links, "LinkTable::holds")?;
                 Ok(took)
             })?;
+            let native_json_t = sample(bounds, || {
+                let t = Instant::now();
+                let report = from_json.apply_stored_spec(&mut NoProviders, NEW_ID, &json)?;
+                let took = us_since(t);
+                from_json.remove_host_spec(&mut NoProviders, NEW_ID)?;
+                check(report.added.len(), spec_links, "HostTable from JSON")?;
+                Ok(took)
+            })?;
             let mut plugin_t = Vec::new();
+            let mut plugin_v02_t = Vec::new();
             let started = Instant::now();
             while bounds.more(plugin_t.len(), started) {
-                let spec = spec.clone();
-                let t = Instant::now();
-                let report = side.update(NEW_ID, spec).await?;
-                plugin_t.push(us_since(t));
-                side.remove(NEW_ID).await?;
-                check(report.added.len(), spec_links, "plugin")?;
+                for (s, times) in [(&side, &mut plugin_t), (&side_v02, &mut plugin_v02_t)] {
+                    let value = json.clone();
+                    let t = Instant::now();
+                    let report = s.apply(NEW_ID, value).await?;
+                    times.push(us_since(t));
+                    s.remove(NEW_ID).await?;
+                    check(report.added.len(), spec_links, "plugin")?;
+                }
             }
             let (nested_us, native_us, plugin_us) =
                 (median(&nested_t), median(&native_t), median(&plugin_t));
+            let (native_json_us, plugin_v02_us) = (median(&native_json_t), median(&plugin_v02_t));
             let lookup_us = median(&lookup_t);
             rows.push(Row {
                 table_links,
                 spec_links,
                 nested_us,
                 native_us,
+                native_json_us,
                 lookup_us,
                 plugin_us,
+                plugin_v02_us,
                 speedup_native: ratio(nested_us, native_us),
                 speedup_lookup: ratio(nested_us, lookup_us),
                 speedup_plugin: ratio(nested_us, plugin_us),
@@ -230,6 +261,7 @@ pub async fn run(plugin: &LoadedPlugin, quick: bool) -> Result<Vec<Row>> {
                     native_t.len(),
                     lookup_t.len(),
                     plugin_t.len(),
+                    native_json_t.len(),
                 ],
             });
         }
@@ -249,13 +281,15 @@ fn check(added: usize, expected: usize, what: &str) -> Result<()> {
 /// The section's table.
 pub fn table(rows: &[Row]) -> TextTable {
     let mut t = TextTable::new(
-        "3. Diff scaling: update-host-with-spec, new spec against a table of T links (median)",
+        "3. Diff scaling: update, new spec against a table of T links (median)",
         &[
             "table links",
             "spec links",
             "nested scan",
             "ours native",
-            "ours plugin",
+            "native from JSON",
+            "plugin 0.3",
+            "plugin 0.2",
             "ours lookups only",
             "nested/native",
             "nested/plugin",
@@ -268,14 +302,16 @@ pub fn table(rows: &[Row]) -> TextTable {
             table::count(r.spec_links),
             table::time(r.nested_us),
             table::time(r.native_us),
+            table::time(r.native_json_us),
             table::time(r.plugin_us),
+            table::time(r.plugin_v02_us),
             table::time(r.lookup_us),
             table::ratio(r.speedup_native),
             table::ratio(r.speedup_plugin),
             table::ratio(r.speedup_lookup),
         ]);
     }
-    t.note("Ours (native, plugin) is the whole update: diff, new packed entry, deliveries, update report (added and removed links, the packed entry). The nested scan computes added/removed only; \"lookups only\" is ours doing just that (hash lookups under source and target).");
+    t.note("Ours is the whole update: diff, new packed entry, deliveries, update report (added and removed links, the packed entry); \"ours native\" starts from decoded links, \"native from JSON\" and the plugins from the stored value (decoding included), as a host following the bucket does. nested/plugin is against plugin 0.3. The nested scan computes added/removed only; \"lookups only\" is ours doing just that (hash lookups under source and target).");
     t
 }
 

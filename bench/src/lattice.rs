@@ -49,8 +49,10 @@ const FLOOD_SPECS: usize = 1_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
-    /// `spec-host serve` (the plugin).
+    /// `spec-host serve` (the plugin, contract 0.3).
     SpecHost,
+    /// `spec-host serve` running the contract 0.2 build.
+    SpecHostV02,
     /// The wasmCloud v1.9 host (`wasmcloud-host` 0.27.1).
     WasmCloud,
     /// JetStream KV get + create from the bench, no host.
@@ -62,6 +64,7 @@ impl Target {
     pub fn name(self) -> &'static str {
         match self {
             Target::SpecHost => "spec-host serve",
+            Target::SpecHostV02 => "spec-host serve, plugin 0.2",
             Target::WasmCloud => "wasmCloud v1.9 host",
             Target::Raw => "raw JetStream (get + create)",
         }
@@ -130,6 +133,8 @@ pub struct LatticeLoad {
     pub wasmcloud_skipped: Option<String>,
     /// Throughput rows.
     pub load: Vec<LoadRow>,
+    /// Where a 1-client put's time goes, per spec-host build.
+    pub put_time: Vec<crate::put_time::Row>,
     /// Flood rows.
     pub flood: Vec<FloodRow>,
     /// Stuck-call row.
@@ -241,9 +246,12 @@ pub(crate) async fn run_load(
 }
 
 /// A host (or the floor) with its clients.
-struct Side {
-    target: Target,
-    putters: Vec<Arc<Putter>>,
+pub(crate) struct Side {
+    pub(crate) target: Target,
+    pub(crate) putters: Vec<Arc<Putter>>,
+    /// The host's admin endpoint (spec-host only), for where a put's time
+    /// goes.
+    pub(crate) admin: Option<String>,
     _process: Option<HostProcess>,
 }
 
@@ -257,28 +265,38 @@ async fn lattice_of(url: &str, name: &str) -> Result<Lattice> {
 async fn sides(url: &str, wasmcloud: Option<&std::path::Path>) -> Result<Vec<Side>> {
     let clients = *CLIENTS.iter().max().unwrap_or(&32);
     let mut out = Vec::new();
-    // spec-host serve.
-    let lattice = lattice_of(url, "bench-spec").await?;
-    let mut host = hosts::spawn_spec_host(url, "bench-spec", &[])?;
-    hosts::spec_host_ready(
-        &mut host,
-        &lattice.client,
-        "bench-spec",
-        0,
-        Duration::from_secs(60),
-    )
-    .await?;
-    let mut putters = Vec::new();
-    for _ in 0..clients {
-        putters.push(Arc::new(Putter::Ctl(Box::new(
-            ctl_client(url, "bench-spec").await?,
-        ))));
+    // spec-host serve, with the plugin of contract 0.3 (bundled) and with
+    // the 0.2 build: before and after, side by side.
+    let v02 = test_artifacts::PLUGIN_V0_2_WASM.to_string();
+    for (target, name, extra) in [
+        (Target::SpecHost, "bench-spec", vec![]),
+        (
+            Target::SpecHostV02,
+            "bench-spec02",
+            vec!["--plugin".to_string(), v02],
+        ),
+    ] {
+        let lattice = lattice_of(url, name).await?;
+        let port = crate::stats::free_port()?;
+        let admin = format!("127.0.0.1:{port}");
+        let serve = ["--admin-listen".to_string(), admin.clone()];
+        let mut host =
+            hosts::spawn_spec_host_serving(url, name, &format!("bench-{name}"), &extra, &serve)?;
+        hosts::spec_host_ready(&mut host, &lattice.client, name, 0, Duration::from_secs(60))
+            .await?;
+        let mut putters = Vec::new();
+        for _ in 0..clients {
+            putters.push(Arc::new(Putter::Ctl(Box::new(
+                ctl_client(url, name).await?,
+            ))));
+        }
+        out.push(Side {
+            target,
+            putters,
+            admin: Some(admin),
+            _process: Some(host),
+        });
     }
-    out.push(Side {
-        target: Target::SpecHost,
-        putters,
-        _process: Some(host),
-    });
     // wasmCloud.
     if let Some(binary) = wasmcloud {
         let mut host = hosts::spawn_wasmcloud(binary, url, "bench-wc")?;
@@ -292,6 +310,7 @@ async fn sides(url: &str, wasmcloud: Option<&std::path::Path>) -> Result<Vec<Sid
         out.push(Side {
             target: Target::WasmCloud,
             putters,
+            admin: None,
             _process: Some(host),
         });
     }
@@ -304,6 +323,7 @@ async fn sides(url: &str, wasmcloud: Option<&std::path::Path>) -> Result<Vec<Sid
     out.push(Side {
         target: Target::Raw,
         putters,
+        admin: None,
         _process: None,
     });
     Ok(out)
@@ -579,6 +599,12 @@ pub async fn run(quick: bool) -> Result<LatticeLoad> {
     let wasmcloud = wasmcloud.ok();
     let sides = sides(&url, wasmcloud.as_deref()).await?;
     let load = load(&sides, quick).await?;
+    let mut put_time = Vec::new();
+    for side in &sides {
+        if let Some(row) = crate::put_time::measure(side, &url, quick).await? {
+            put_time.push(row);
+        }
+    }
     drop(sides);
     let flood = floods(&url, wasmcloud.as_deref(), quick).await?;
     let stuck = Some(stuck(&url, quick).await?);
@@ -592,6 +618,7 @@ pub async fn run(quick: bool) -> Result<LatticeLoad> {
         server_version,
         wasmcloud_skipped,
         load,
+        put_time,
         flood,
         stuck,
     })

@@ -31,8 +31,10 @@ mod memory;
 mod metrics_cost;
 mod native;
 mod poison;
+mod put_time;
 mod report;
 mod rollout;
+mod scale;
 mod sides;
 mod start;
 mod stats;
@@ -198,6 +200,10 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
     let plugin = engine
         .load_bytes(spec_embed::bundled::PLUGIN)
         .context("loading the bundled plugin")?;
+    // The build of the previous contract version, measured beside it.
+    let plugin_v02 = engine
+        .load_file(std::path::Path::new(test_artifacts::PLUGIN_V0_2_WASM))
+        .context("loading the contract 0.2 build")?;
     let mut r = Results {
         quick,
         ..Results::default()
@@ -205,7 +211,7 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
     if wanted(Section::Boundary) {
         progress("1/11 boundary cost on the in-memory store");
         r.boundary = Some(
-            boundary::run(&plugin, quick)
+            boundary::run(&plugin, &plugin_v02, quick)
                 .await
                 .context("boundary section")?,
         );
@@ -216,7 +222,11 @@ async fn run(quick: bool, only: Vec<Section>, catch_up_specs: Option<usize>) -> 
     }
     if wanted(Section::Diff) {
         progress("3/11 diff scaling");
-        r.diff = Some(diff::run(&plugin, quick).await.context("diff section")?);
+        r.diff = Some(
+            diff::run(&plugin, &plugin_v02, quick)
+                .await
+                .context("diff section")?,
+        );
     }
     if wanted(Section::Start) {
         progress("4/11 start to first request");

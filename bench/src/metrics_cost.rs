@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use spec_nats::{Lattice, LatticeOptions, LocalNatsServer, ServerOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::hosts;
 use crate::lattice::{ctl_client, run_load, Putter};
@@ -73,19 +72,7 @@ impl MetricsCost {
 
 /// `GET /metrics` on `addr`: the body's size.
 async fn scrape(addr: &str) -> Result<usize> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response);
-    anyhow::ensure!(
-        text.starts_with("HTTP/1.1 200"),
-        "scrape answered {text:.40}"
-    );
-    let body = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
-    Ok(body)
+    Ok(hosts::scrape(addr).await?.len())
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -328,6 +328,27 @@ impl NativeHost {
         })
     }
 
+    /// Decodes, validates and stores a spec given as JSON, then applies it
+    /// to the table.
+    pub async fn store_spec_json(&self, id: &str, value: &[u8]) -> Result<Applied<Written>> {
+        let _writing = self.inner.writers.lock(id).await;
+        let written = self
+            .store_call(|kv| specs::store_spec_json(kv, id, value))
+            .await?;
+        let update = self.apply(id, Some(written.clone())).await?;
+        Ok(Applied {
+            result: written,
+            update,
+        })
+    }
+
+    /// Applies a stored value (JSON) to the table (no store write).
+    pub async fn apply_stored_spec(&self, id: &str, value: Vec<u8>) -> Result<UpdateReport> {
+        let id = id.to_string();
+        self.on_owner(move |o| o.table.apply_stored_spec(&mut o.notify, &id, &value))
+            .await
+    }
+
     /// Applies a spec to the table (no store write).
     pub async fn update_host_with_spec(
         &self,

@@ -100,6 +100,23 @@ impl Side {
         })
     }
 
+    /// Stores a spec given as wasmCloud's JSON and updates the table.
+    pub async fn store_json(&self, id: &str, value: &[u8]) -> Result<Applied<Written>> {
+        Ok(match self {
+            Side::Plugin(h) => h.store_spec_json(id, value).await?,
+            Side::Native(h) => h.store_spec_json(id, value).await?,
+        })
+    }
+
+    /// Applies a stored value (wasmCloud's JSON) to the table, as a host
+    /// following the bucket does for every change.
+    pub async fn apply(&self, id: &str, value: Vec<u8>) -> Result<UpdateReport> {
+        Ok(match self {
+            Side::Plugin(h) => h.apply_stored_spec(id, value).await?,
+            Side::Native(h) => h.apply_stored_spec(id, value).await?,
+        })
+    }
+
     /// Applies a spec to the table (no store write).
     pub async fn update(&self, id: &str, spec: ComponentSpecification) -> Result<UpdateReport> {
         Ok(match self {

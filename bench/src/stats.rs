@@ -47,6 +47,24 @@ pub fn plugin_first(round: usize) -> bool {
     round & 1 == 0
 }
 
+/// A loopback port free now (bound, then let go): for a child process's
+/// listener. Another process could take it in between; the bench's own
+/// children are the only listeners it starts.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The mean of `v` (0 when empty).
+pub fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

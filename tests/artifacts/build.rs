@@ -1,5 +1,6 @@
 //! Builds the extra guests that tests and benchmarks load: a second build of the
-//! plugin (feature `alt-version`, for swaps), a build that traps on one id
+//! plugin (feature `alt-version`, for swaps), a build of contract 0.2 (feature
+//! `contract-0-2`, for moves between versions), a build that traps on one id
 //! (feature `fault-injection`, for the reliability suite), a build that
 //! cannot read the table's snapshot format (`foreign-snapshot`), a
 //! misbehaving guest and a component of the old 0.1 contract. The
@@ -14,6 +15,12 @@ fn main() {
             features: &["alt-version"],
             dir: "plugin-alt",
             env: "SPEC_PLUGIN_ALT_WASM",
+        },
+        Guest {
+            package: "spec-plugin",
+            features: &["contract-0-2"],
+            dir: "plugin-v0-2",
+            env: "SPEC_PLUGIN_V0_2_WASM",
         },
         Guest {
             package: "spec-plugin",

@@ -5,7 +5,8 @@
 //! Layout:
 //! * [`link`] — [`Link`] and [`ComponentSpecification`], exactly wasmCloud's
 //!   fields in wasmCloud's order.
-//! * [`json`] — wasmCloud's stored JSON, byte for byte.
+//! * [`json`] — wasmCloud's stored JSON, byte for byte; [`borrowed`] —
+//!   the same decoded without copying its strings (the table's fast path).
 //! * [`error`] — the contract's typed errors ([`SpecError`], [`StoreError`],
 //!   [`NotifyError`]).
 //! * [`report`] — what each exported function returns.
@@ -25,6 +26,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod borrowed;
 pub mod error;
 pub mod hash;
 pub mod json;

@@ -55,6 +55,34 @@ impl<'b> PartialEq<Token<'b>> for Token<'_> {
     }
 }
 
+/// What the table needs of a link in any form: its tokens, its two ids,
+/// and an owned [`Link`] when one must be handed out.
+pub trait LinkFields {
+    /// The link's canonical token stream.
+    fn tokens(&self) -> impl Iterator<Item = Token<'_>> + Clone;
+    /// The source id.
+    fn source_id(&self) -> &str;
+    /// The target id.
+    fn target(&self) -> &str;
+    /// An owned copy.
+    fn to_link(&self) -> Link;
+}
+
+impl LinkFields for Link {
+    fn tokens(&self) -> impl Iterator<Item = Token<'_>> + Clone {
+        link_tokens(self)
+    }
+    fn source_id(&self) -> &str {
+        &self.source_id
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+    fn to_link(&self) -> Link {
+        self.clone()
+    }
+}
+
 /// The tokens of a `Link`.
 pub fn link_tokens(link: &Link) -> impl Iterator<Item = Token<'_>> + Clone {
     let strs = [
@@ -106,13 +134,13 @@ pub struct Packed {
 
 impl Packed {
     /// Packs `links` in order.
-    pub fn new(links: &[Link]) -> Self {
+    pub fn new<L: LinkFields>(links: &[L]) -> Self {
         let mut dict: Vec<Box<str>> = Vec::new();
         let mut slots: FxHashMap<&str, usize> = FxHashMap::default();
         let mut data = Vec::new();
         let mut ends = Vec::with_capacity(links.len());
         for link in links {
-            for token in link_tokens(link) {
+            for token in link.tokens() {
                 let n = match token {
                     Token::Len(n) => n,
                     Token::Str(s) => *slots.entry(s).or_insert_with(|| {
@@ -475,7 +503,7 @@ mod tests {
 
     #[test]
     fn empty_pack() {
-        let packed = Packed::new(&[]);
+        let packed = Packed::new::<Link>(&[]);
         assert_eq!(packed.len(), 0);
         assert!(packed.tokens(0).is_none());
         assert!(packed.links().is_empty());

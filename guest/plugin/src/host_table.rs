@@ -2,7 +2,7 @@
 //! a spec changes. One instance of the plugin owns the table; the host
 //! feeds it every change seen in the store, one at a time.
 
-use spec_model::json::decode_spec;
+use spec_model::borrowed::{decode_spec_ref, SpecRef};
 use spec_model::validate::{validate_id, validate_spec};
 use spec_model::{
     ComponentSpecification, ImportLink, ReloadReport, Snapshot, SpecError, UpdateReport,
@@ -12,7 +12,7 @@ use spec_model::{
 use crate::backend::{KeyValue, ProviderNotify};
 use crate::prelude::*;
 use crate::specs::for_each_spec;
-use crate::table::{import_links, LinkTable};
+use crate::table::{import_links, Change, LinkTable};
 
 /// The snapshot formats this build restores; the first is the one it writes.
 #[cfg(not(feature = "foreign-snapshot"))]
@@ -52,14 +52,25 @@ impl HostTable {
         id: &str,
         value: &[u8],
     ) -> Result<UpdateReport, SpecError> {
-        validate_id(id)?;
-        crate::inject_fault(id, "poison-apply");
-        crate::inject_spin(id);
-        let spec = decode_spec(value).map_err(|message| SpecError::Decode {
-            id: id.to_string(),
-            message,
-        })?;
+        let spec = decoded(id, value)?;
         Ok(self.table.update(id, &spec.links, notifier))
+    }
+
+    /// [`HostTable::apply_stored_spec`] with the added links as positions
+    /// in the value's links (contract 0.3); with `validate`, the links must
+    /// also pass the link rules (a spec handed in rather than read).
+    pub fn apply_stored_spec_at(
+        &mut self,
+        notifier: &mut impl ProviderNotify,
+        id: &str,
+        value: &[u8],
+        validate: bool,
+    ) -> Result<Change, SpecError> {
+        let spec = decoded(id, value)?;
+        if validate {
+            validate_spec(&spec.to_spec())?;
+        }
+        Ok(self.table.update_at(id, &spec.links, notifier))
     }
 
     /// Applies `spec` as `id`'s current spec (links validated first).
@@ -136,4 +147,16 @@ impl HostTable {
 
 fn saturating_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The stored value of `id`, decoded without copying its strings (after
+/// the id check and the test-only faults of applying a value).
+fn decoded<'a>(id: &str, value: &'a [u8]) -> Result<SpecRef<'a>, SpecError> {
+    validate_id(id)?;
+    crate::inject_fault(id, "poison-apply");
+    crate::inject_spin(id);
+    decode_spec_ref(value).map_err(|message| SpecError::Decode {
+        id: id.to_string(),
+        message,
+    })
 }

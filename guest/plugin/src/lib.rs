@@ -1,5 +1,6 @@
 //! `spec-plugin`: the component-spec logic of a wasmCloud host as a
-//! WebAssembly component (world `lattice:spec/spec-plugin@0.2.0`).
+//! WebAssembly component (world `lattice:spec/spec-plugin@0.3.0`, or
+//! `@0.2.0` with the feature `contract-0-2`).
 //!
 //! Layout:
 //! * [`specs`] — reading and writing specs in the store: wasmCloud's link
@@ -47,10 +48,28 @@ macro_rules! faulty_suffix {
     };
 }
 
+/// `+contract-0.2` in builds of the previous contract version.
+#[cfg(feature = "contract-0-2")]
+macro_rules! contract_suffix {
+    () => {
+        "+contract-0.2"
+    };
+}
+#[cfg(not(feature = "contract-0-2"))]
+macro_rules! contract_suffix {
+    () => {
+        ""
+    };
+}
+
 /// The version string returned by the `plugin-version` export.
 #[cfg(not(feature = "alt-version"))]
-pub const PLUGIN_VERSION: &str =
-    concat!("spec-plugin ", env!("CARGO_PKG_VERSION"), faulty_suffix!());
+pub const PLUGIN_VERSION: &str = concat!(
+    "spec-plugin ",
+    env!("CARGO_PKG_VERSION"),
+    contract_suffix!(),
+    faulty_suffix!()
+);
 
 /// The version string returned by the `plugin-version` export (alt build, so
 /// a test can tell two plugin builds apart after a swap).
@@ -58,6 +77,7 @@ pub const PLUGIN_VERSION: &str =
 pub const PLUGIN_VERSION: &str = concat!(
     "spec-plugin ",
     env!("CARGO_PKG_VERSION"),
+    contract_suffix!(),
     faulty_suffix!(),
     "+alt"
 );

@@ -18,7 +18,7 @@ use spec_model::{
     PutOutcome, SpecError, StoreError, Written, DEFAULT_LINK_NAME,
 };
 
-use crate::backend::KeyValue;
+use crate::backend::{Entry, KeyValue};
 use crate::prelude::*;
 
 /// How many compare-and-swap attempts a link put or delete makes before it
@@ -46,6 +46,30 @@ pub fn get_component_spec(
 ) -> Result<Option<ComponentSpecification>, SpecError> {
     validate_id(id)?;
     Ok(read_spec(store, id)?.map(|(spec, _)| spec))
+}
+
+/// The value stored under `id` as stored, with its revision; not decoded
+/// (contract 0.3's `get-component-spec`: the caller decodes it, so a read
+/// costs one parse).
+pub fn get_stored(store: &mut impl KeyValue, id: &str) -> Result<Option<Entry>, SpecError> {
+    validate_id(id)?;
+    Ok(store.get(&component_key(id))?)
+}
+
+/// Decodes `value` (wasmCloud's JSON, as a caller hands it in), then stores
+/// it as [`store_component_spec`] does. A value that does not decode fails
+/// with `decode` naming `id`, and nothing is written.
+pub fn store_spec_json(
+    store: &mut impl KeyValue,
+    id: &str,
+    value: &[u8],
+) -> Result<Written, SpecError> {
+    validate_id(id)?;
+    let spec = decode_spec(value).map_err(|message| SpecError::Decode {
+        id: id.to_string(),
+        message,
+    })?;
+    store_component_spec(store, id, &spec)
 }
 
 /// Validates and writes `spec` under `id` unconditionally.

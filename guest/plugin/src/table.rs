@@ -12,7 +12,7 @@
 use alloc::collections::BTreeMap;
 
 use spec_model::hash::{FxHashMap, FxHashSet};
-use spec_model::packed::{hash_tokens, link_hash, link_tokens, Packed, Token};
+use spec_model::packed::{hash_tokens, link_hash, LinkFields, Packed, Token};
 use spec_model::validate::validate_id;
 use spec_model::{
     DeliveryFailure, DeliveryKind, ImportLink, Link, PackedEntry, Snapshot, SpecError,
@@ -31,10 +31,10 @@ struct IdLinks {
 }
 
 impl IdLinks {
-    fn new(links: &[Link]) -> Self {
+    fn new<L: LinkFields>(links: &[L]) -> Self {
         let mut index = FxHashMap::with_capacity_and_hasher(links.len(), Default::default());
         for (pos, link) in links.iter().enumerate() {
-            index.entry(link_hash(link)).or_insert(pos);
+            index.entry(hash_tokens(link.tokens())).or_insert(pos);
         }
         Self {
             packed: Packed::new(links),
@@ -74,8 +74,8 @@ impl IdLinks {
         (0..self.packed.len()).find(|&i| self.same(i, tokens.clone()))
     }
 
-    fn contains_link(&self, link: &Link, hash: u64) -> bool {
-        self.position(link_tokens(link), hash).is_some()
+    fn contains_link<L: LinkFields>(&self, link: &L, hash: u64) -> bool {
+        self.position(link.tokens(), hash).is_some()
     }
 
     /// Positions of the links without repeats (first occurrence kept).
@@ -97,6 +97,22 @@ impl IdLinks {
             .tokens(i)
             .is_some_and(|t| other.position(t.clone(), hash_tokens(t)).is_some())
     }
+}
+
+/// What [`LinkTable::update_at`] changed: an [`UpdateReport`] whose added
+/// links are positions in the spec's links.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// Positions of the added links in the spec's links (and the entry's).
+    pub added_at: Vec<usize>,
+    /// Links the table held for the id that the new spec lacks.
+    pub removed: Vec<Link>,
+    /// Deliveries that succeeded.
+    pub delivered: u32,
+    /// Deliveries that failed.
+    pub failures: Vec<DeliveryFailure>,
+    /// The id's links after the update, packed (empty: none).
+    pub entry: Vec<u8>,
 }
 
 /// The host-local link table.
@@ -134,7 +150,7 @@ impl LinkTable {
         self.holds_hashed(id, link, link_hash(link))
     }
 
-    fn holds_hashed(&self, id: &str, link: &Link, hash: u64) -> bool {
+    fn holds_hashed<L: LinkFields>(&self, id: &str, link: &L, hash: u64) -> bool {
         self.entries
             .get(id)
             .is_some_and(|e| e.contains_link(link, hash))
@@ -154,30 +170,52 @@ impl LinkTable {
     ///
     /// `notifier.local_providers()` is asked once, and only if there is
     /// something to deliver. The report's `entry` is `links` packed.
-    pub fn update(
+    pub fn update<L: LinkFields>(
         &mut self,
         id: &str,
-        links: &[Link],
+        links: &[L],
         notifier: &mut impl ProviderNotify,
     ) -> UpdateReport {
+        let change = self.update_at(id, links, notifier);
+        let mut added = Vec::with_capacity(change.added_at.len());
+        added.extend(
+            change
+                .added_at
+                .iter()
+                .filter_map(|&pos| links.get(pos).map(LinkFields::to_link)),
+        );
+        UpdateReport {
+            added,
+            removed: change.removed,
+            delivered: change.delivered,
+            failures: change.failures,
+            entry: change.entry,
+        }
+    }
+
+    /// [`LinkTable::update`], with the added links as positions in `links`
+    /// (and so in the report's `entry`) instead of copies: what contract
+    /// 0.3 returns, so that no link is copied for a report.
+    pub fn update_at<L: LinkFields>(
+        &mut self,
+        id: &str,
+        links: &[L],
+        notifier: &mut impl ProviderNotify,
+    ) -> Change {
         let new = IdLinks::new(links);
 
         // Rule 1 against the table as it was (which includes `id`'s old entry).
-        // Positions first, then an exactly sized copy: with a large spec a
-        // doubling Vec<Link> would waste up to half its size.
         let added_at: Vec<usize> = links
             .iter()
             .enumerate()
             .filter(|(pos, link)| {
-                let hash = link_hash(link);
-                new.position(link_tokens(link), hash) == Some(*pos)
-                    && !self.holds_hashed(&link.source_id, link, hash)
-                    && !self.holds_hashed(&link.target, link, hash)
+                let hash = hash_tokens(link.tokens());
+                new.position(link.tokens(), hash) == Some(*pos)
+                    && !self.holds_hashed(link.source_id(), *link, hash)
+                    && !self.holds_hashed(link.target(), *link, hash)
             })
             .map(|(pos, _)| pos)
             .collect();
-        let mut added = Vec::with_capacity(added_at.len());
-        added.extend(added_at.iter().filter_map(|&pos| links.get(pos).cloned()));
 
         let removed: Vec<Link> = match self.entries.remove(id) {
             None => Vec::new(),
@@ -188,37 +226,30 @@ impl LinkTable {
                 .collect(),
         };
 
-        let mut report = UpdateReport {
-            added,
+        let mut change = Change {
+            added_at,
             removed,
-            ..UpdateReport::default()
+            ..Change::default()
         };
-        if !report.added.is_empty() || !report.removed.is_empty() {
+        if !change.added_at.is_empty() || !change.removed.is_empty() {
             let locals: FxHashSet<String> = notifier.local_providers().into_iter().collect();
-            let UpdateReport {
-                added,
-                removed,
-                delivered,
-                failures,
-                ..
-            } = &mut report;
             let mut outcome = Outcome {
-                delivered,
-                failures,
+                delivered: &mut change.delivered,
+                failures: &mut change.failures,
             };
-            for link in removed.iter() {
+            for link in change.removed.iter() {
                 deliver(&locals, notifier, DeliveryKind::Delete, link, &mut outcome);
             }
-            for link in added.iter() {
+            for link in change.added_at.iter().filter_map(|&pos| links.get(pos)) {
                 deliver(&locals, notifier, DeliveryKind::Put, link, &mut outcome);
             }
         }
 
         if !new.packed.is_empty() {
-            report.entry = new.packed.to_bytes();
+            change.entry = new.packed.to_bytes();
             self.entries.insert(id.to_string(), new);
         }
-        report
+        change
     }
 
     /// Drops `id`'s entry and delivers each of its links as a delete to its
@@ -338,20 +369,27 @@ struct Outcome<'a> {
 
 /// Delivers `link` to its source and its target when they are local (once
 /// when they are the same id), counting successes and keeping failures.
-fn deliver(
+fn deliver<L: LinkFields>(
     locals: &FxHashSet<String>,
     notifier: &mut impl ProviderNotify,
     kind: DeliveryKind,
-    link: &Link,
+    link: &L,
     outcome: &mut Outcome<'_>,
 ) {
+    let (source, target) = (link.source_id(), link.target());
     let mut providers = Vec::with_capacity(2);
-    if locals.contains(&link.source_id) {
-        providers.push(&link.source_id);
+    if locals.contains(source) {
+        providers.push(source);
     }
-    if link.target != link.source_id && locals.contains(&link.target) {
-        providers.push(&link.target);
+    if target != source && locals.contains(target) {
+        providers.push(target);
     }
+    if providers.is_empty() {
+        return;
+    }
+    // An owned link only for a link that is delivered somewhere.
+    let link = link.to_link();
+    let link = &link;
     for provider in providers {
         let result = match kind {
             DeliveryKind::Put => notifier.link_put(provider, link),
@@ -360,7 +398,7 @@ fn deliver(
         match result {
             Ok(()) => *outcome.delivered = outcome.delivered.saturating_add(1),
             Err(error) => outcome.failures.push(DeliveryFailure {
-                provider_id: provider.clone(),
+                provider_id: provider.to_string(),
                 kind,
                 link: link.clone(),
                 error,

@@ -62,7 +62,8 @@ use spec_model::keys::COMPONENT_KEY_PREFIX;
 use spec_model::{Link, NotifyError};
 use wasmtime::component::{HasData, Linker};
 
-use super::bindings::{wit_kv, wit_notify, wit_types, SpecPlugin};
+use super::bindings::v0_2::SpecPlugin;
+use super::bindings::{wit_kv, wit_notify, wit_types};
 use super::convert;
 use crate::backend::{BackendError, KeyValue, ProviderNotify};
 

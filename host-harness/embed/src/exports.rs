@@ -1,11 +1,18 @@
 //! The plugin's exports, called with [`spec_model`] types: [`Plugin`] wraps
-//! the generated bindings of an instance so that neither `spec-host` nor
-//! another embedder ever handles a generated type.
+//! the generated bindings of an instance of either contract version so
+//! that neither `spec-host` nor another embedder ever handles a generated
+//! type, or needs to know which version a build speaks.
 //!
 //! Each method returns `wasmtime::Result<Result<T, SpecError>>`: the outer
 //! error is a trap (the instance must not be used again), the inner one the
 //! plugin's typed answer.
+//!
+//! Where the versions differ, the difference stays here: a 0.3 plugin
+//! takes and returns specs as wasmCloud's JSON bytes (encoded and decoded
+//! with [`spec_model::json`] on this side) and reports links packed or as
+//! positions ([`super::convert::v0_3`]).
 
+use spec_model::json::{decode_spec, encode_spec};
 use spec_model::{
     ComponentSpecification, DeleteLinkResult, DeleteSpecResult, ImportLink, Link, LinkListing,
     PutLinkResult, ReloadReport, Snapshot, SpecError, UpdateReport, Written,
@@ -13,15 +20,49 @@ use spec_model::{
 use wasmtime::component::{Component, Linker};
 use wasmtime::AsContextMut;
 
-use super::bindings::{SpecPlugin, SpecPluginPre};
-use super::convert as c;
+use super::bindings::{v0_2, v0_3};
+use super::convert::{self as c, v0_2 as c2, v0_3 as c3};
 
 /// Answer of one export call: trap outside, the plugin's answer inside.
 pub type Answer<T> = wasmtime::Result<Result<T, SpecError>>;
 
-/// An instance of a `lattice:spec@0.2` plugin.
+/// An instance of a `lattice:spec` plugin, of contract 0.2 or 0.3.
 pub struct Plugin {
-    bindings: SpecPlugin,
+    bindings: Bindings,
+}
+
+enum Bindings {
+    V0_2(v0_2::SpecPlugin),
+    V0_3(v0_3::SpecPlugin),
+}
+
+/// Compiled-and-linked plugins of either version (`InstancePre`).
+pub(crate) enum PluginPre<T: 'static> {
+    V0_2(v0_2::SpecPluginPre<T>),
+    V0_3(v0_3::SpecPluginPre<T>),
+}
+
+impl<T: 'static> Clone for PluginPre<T> {
+    fn clone(&self) -> Self {
+        match self {
+            PluginPre::V0_2(p) => PluginPre::V0_2(p.clone()),
+            PluginPre::V0_3(p) => PluginPre::V0_3(p.clone()),
+        }
+    }
+}
+
+impl<T: Send + 'static> PluginPre<T> {
+    /// Type-checks `pre` against contract `version` (`major.minor…`).
+    pub(crate) fn new(
+        version: &str,
+        pre: wasmtime::component::InstancePre<T>,
+    ) -> wasmtime::Result<Self> {
+        if version.starts_with("0.2") {
+            Ok(PluginPre::V0_2(v0_2::SpecPluginPre::new(pre)?))
+        } else {
+            Ok(PluginPre::V0_3(v0_3::SpecPluginPre::new(pre)?))
+        }
+    }
 }
 
 /// Maps the generated answer of a fallible export into model types.
@@ -32,24 +73,54 @@ fn answer<W, T>(
     out.map(|r| r.map(map).map_err(c::spec_error_from_wit))
 }
 
+/// As [`answer`], for a conversion that can find the plugin's bytes
+/// malformed.
+fn answer_checked<W, T>(
+    out: wasmtime::Result<Result<W, super::bindings::wit_types::SpecError>>,
+    map: impl FnOnce(W) -> Result<T, SpecError>,
+) -> Answer<T> {
+    out.map(|r| r.map_err(c::spec_error_from_wit).and_then(map))
+}
+
+/// A spec a 0.3 plugin returned as stored bytes, decoded here.
+fn decoded(id: &str, value: &[u8]) -> Result<ComponentSpecification, SpecError> {
+    decode_spec(value).map_err(|message| SpecError::Decode {
+        id: id.to_string(),
+        message,
+    })
+}
+
 impl Plugin {
     /// Instantiates `component` with the imports `linker` provides (see
-    /// [`super::embed::add_to_linker`]).
+    /// [`super::embed::add_to_linker`]), by the contract version its
+    /// exports speak.
     pub async fn instantiate_async<T: Send + 'static>(
-        store: impl AsContextMut<Data = T>,
+        mut store: impl AsContextMut<Data = T>,
         component: &Component,
         linker: &Linker<T>,
     ) -> wasmtime::Result<Self> {
-        let bindings = SpecPlugin::instantiate_async(store, component, linker).await?;
-        Ok(Plugin { bindings })
+        let version = super::runtime::contract_version(component.engine(), component)?;
+        let pre = PluginPre::new(&version, linker.instantiate_pre(component)?)?;
+        Self::from_pre(&mut store, &pre).await
     }
 
     pub(crate) async fn from_pre<T: Send + 'static>(
         store: impl AsContextMut<Data = T>,
-        pre: &SpecPluginPre<T>,
+        pre: &PluginPre<T>,
     ) -> wasmtime::Result<Self> {
-        let bindings = pre.instantiate_async(store).await?;
+        let bindings = match pre {
+            PluginPre::V0_2(pre) => Bindings::V0_2(pre.instantiate_async(store).await?),
+            PluginPre::V0_3(pre) => Bindings::V0_3(pre.instantiate_async(store).await?),
+        };
         Ok(Plugin { bindings })
+    }
+
+    /// The contract version this instance speaks (`0.2` or `0.3`).
+    pub fn contract(&self) -> &'static str {
+        match self.bindings {
+            Bindings::V0_2(_) => "0.2",
+            Bindings::V0_3(_) => "0.3",
+        }
     }
 
     /// `specs.plugin-version`
@@ -57,10 +128,10 @@ impl Plugin {
         &self,
         store: S,
     ) -> wasmtime::Result<String> {
-        self.bindings
-            .lattice_spec_specs()
-            .call_plugin_version(store)
-            .await
+        match &self.bindings {
+            Bindings::V0_2(b) => b.specs().call_plugin_version(store).await,
+            Bindings::V0_3(b) => b.specs().call_plugin_version(store).await,
+        }
     }
 
     /// `specs.check-link`
@@ -69,11 +140,11 @@ impl Plugin {
         store: S,
         link: &Link,
     ) -> Answer<()> {
-        let out = self
-            .bindings
-            .lattice_spec_specs()
-            .call_check_link(store, &c::link_to_wit(link))
-            .await;
+        let link = c::link_to_wit(link);
+        let out = match &self.bindings {
+            Bindings::V0_2(b) => b.specs().call_check_link(store, &link).await,
+            Bindings::V0_3(b) => b.specs().call_check_link(store, &link).await,
+        };
         answer(out, |()| ())
     }
 
@@ -83,12 +154,16 @@ impl Plugin {
         store: S,
         id: &str,
     ) -> Answer<Option<ComponentSpecification>> {
-        let out = self
-            .bindings
-            .lattice_spec_specs()
-            .call_get_component_spec(store, id)
-            .await;
-        answer(out, |s| s.map(c::spec_from_wit))
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let out = b.specs().call_get_component_spec(store, id).await;
+                answer(out, |s| s.map(c::spec_from_wit))
+            }
+            Bindings::V0_3(b) => {
+                let out = b.specs().call_get_component_spec(store, id).await;
+                answer_checked(out, |s| s.map(|s| decoded(id, &s.value)).transpose())
+            }
+        }
     }
 
     /// `specs.store-component-spec`
@@ -98,12 +173,40 @@ impl Plugin {
         id: &str,
         spec: &ComponentSpecification,
     ) -> Answer<Written> {
-        let out = self
-            .bindings
-            .lattice_spec_specs()
-            .call_store_component_spec(store, id, &c::spec_to_wit(spec))
-            .await;
-        answer(out, c::written_result_from_wit)
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let spec = c::spec_to_wit(spec);
+                let out = b.specs().call_store_component_spec(store, id, &spec).await;
+                answer(out, c2::written_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                let value = encode_spec(spec);
+                let out = b.specs().call_store_component_spec(store, id, &value).await;
+                answer(out, c3::written_from_wit)
+            }
+        }
+    }
+
+    /// `specs.store-component-spec` from wasmCloud's JSON, as a caller
+    /// hands it in: a 0.3 plugin decodes it itself; for a 0.2 plugin it
+    /// is decoded here (a value that does not decode fails with `decode`,
+    /// naming `id`, either way).
+    pub async fn store_spec_json<S: AsContextMut<Data: Send>>(
+        &self,
+        store: S,
+        id: &str,
+        value: &[u8],
+    ) -> Answer<Written> {
+        match &self.bindings {
+            Bindings::V0_2(_) => match decoded(id, value) {
+                Ok(spec) => self.store_component_spec(store, id, &spec).await,
+                Err(e) => Ok(Err(e)),
+            },
+            Bindings::V0_3(b) => {
+                let out = b.specs().call_store_component_spec(store, id, value).await;
+                answer(out, c3::written_from_wit)
+            }
+        }
     }
 
     /// `specs.delete-component-spec`
@@ -112,12 +215,16 @@ impl Plugin {
         store: S,
         id: &str,
     ) -> Answer<DeleteSpecResult> {
-        let out = self
-            .bindings
-            .lattice_spec_specs()
-            .call_delete_component_spec(store, id)
-            .await;
-        answer(out, c::delete_spec_result_from_wit)
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let out = b.specs().call_delete_component_spec(store, id).await;
+                answer(out, c2::delete_spec_result_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                let out = b.specs().call_delete_component_spec(store, id).await;
+                answer(out, c3::delete_spec_result_from_wit)
+            }
+        }
     }
 
     /// `specs.put-link`
@@ -126,12 +233,17 @@ impl Plugin {
         store: S,
         link: &Link,
     ) -> Answer<PutLinkResult> {
-        let out = self
-            .bindings
-            .lattice_spec_specs()
-            .call_put_link(store, &c::link_to_wit(link))
-            .await;
-        answer(out, c::put_result_from_wit)
+        let link = c::link_to_wit(link);
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let out = b.specs().call_put_link(store, &link).await;
+                answer(out, c2::put_result_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                let out = b.specs().call_put_link(store, &link).await;
+                answer(out, c3::put_result_from_wit)
+            }
+        }
     }
 
     /// `specs.delete-link`
@@ -143,22 +255,31 @@ impl Plugin {
         wit_package: &str,
         name: Option<&str>,
     ) -> Answer<DeleteLinkResult> {
-        let out = self
-            .bindings
-            .lattice_spec_specs()
-            .call_delete_link(store, source_id, wit_namespace, wit_package, name)
-            .await;
-        answer(out, c::delete_link_result_from_wit)
+        let (ns, pkg) = (wit_namespace, wit_package);
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let out = b.specs();
+                let out = out.call_delete_link(store, source_id, ns, pkg, name).await;
+                answer(out, c2::delete_link_result_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                let out = b.specs();
+                let out = out.call_delete_link(store, source_id, ns, pkg, name).await;
+                answer_checked(out, c3::delete_link_result_from_wit)
+            }
+        }
     }
 
     /// `specs.list-links`
     pub async fn list_links<S: AsContextMut<Data: Send>>(&self, store: S) -> Answer<LinkListing> {
-        let out = self
-            .bindings
-            .lattice_spec_specs()
-            .call_list_links(store)
-            .await;
-        answer(out, c::listing_from_wit)
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                answer(b.specs().call_list_links(store).await, c2::listing_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                answer_checked(b.specs().call_list_links(store).await, c3::listing_from_wit)
+            }
+        }
     }
 
     /// `host-table.snapshot-formats`
@@ -166,10 +287,10 @@ impl Plugin {
         &self,
         store: S,
     ) -> wasmtime::Result<Vec<u32>> {
-        self.bindings
-            .lattice_spec_host_table()
-            .call_snapshot_formats(store)
-            .await
+        match &self.bindings {
+            Bindings::V0_2(b) => b.table().call_snapshot_formats(store).await,
+            Bindings::V0_3(b) => b.table().call_snapshot_formats(store).await,
+        }
     }
 
     /// `host-table.apply-stored-spec`
@@ -179,27 +300,38 @@ impl Plugin {
         id: &str,
         value: &[u8],
     ) -> Answer<UpdateReport> {
-        let out = self
-            .bindings
-            .lattice_spec_host_table()
-            .call_apply_stored_spec(store, id, value)
-            .await;
-        answer(out, c::report_from_wit)
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let out = b.table().call_apply_stored_spec(store, id, value).await;
+                answer(out, c2::report_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                let out = b.table().call_apply_stored_spec(store, id, value, false);
+                answer_checked(out.await, c3::report_from_wit)
+            }
+        }
     }
 
-    /// `host-table.update-host-with-spec`
+    /// `host-table.update-host-with-spec` (0.2); a 0.3 plugin is handed the
+    /// spec as JSON to apply with the link rules checked.
     pub async fn update_host_with_spec<S: AsContextMut<Data: Send>>(
         &self,
         store: S,
         id: &str,
         spec: &ComponentSpecification,
     ) -> Answer<UpdateReport> {
-        let out = self
-            .bindings
-            .lattice_spec_host_table()
-            .call_update_host_with_spec(store, id, &c::spec_to_wit(spec))
-            .await;
-        answer(out, c::report_from_wit)
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let spec = c::spec_to_wit(spec);
+                let out = b.table().call_update_host_with_spec(store, id, &spec);
+                answer(out.await, c2::report_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                let value = encode_spec(spec);
+                let out = b.table().call_apply_stored_spec(store, id, &value, true);
+                answer_checked(out.await, c3::report_from_wit)
+            }
+        }
     }
 
     /// `host-table.remove-host-spec`
@@ -208,12 +340,16 @@ impl Plugin {
         store: S,
         id: &str,
     ) -> Answer<UpdateReport> {
-        let out = self
-            .bindings
-            .lattice_spec_host_table()
-            .call_remove_host_spec(store, id)
-            .await;
-        answer(out, c::report_from_wit)
+        match &self.bindings {
+            Bindings::V0_2(b) => {
+                let out = b.table().call_remove_host_spec(store, id).await;
+                answer(out, c2::report_from_wit)
+            }
+            Bindings::V0_3(b) => {
+                let out = b.table().call_remove_host_spec(store, id).await;
+                answer_checked(out, c3::report_from_wit)
+            }
+        }
     }
 
     /// `host-table.import-links`
@@ -222,12 +358,14 @@ impl Plugin {
         store: S,
         id: &str,
     ) -> wasmtime::Result<Vec<ImportLink>> {
-        let rows = self
-            .bindings
-            .lattice_spec_host_table()
-            .call_import_links(store, id)
-            .await?;
-        Ok(c::import_links_from_wit(rows))
+        Ok(match &self.bindings {
+            Bindings::V0_2(b) => {
+                c2::import_links_from_wit(b.table().call_import_links(store, id).await?)
+            }
+            Bindings::V0_3(b) => {
+                c3::import_links_from_wit(b.table().call_import_links(store, id).await?)
+            }
+        })
     }
 
     /// `host-table.reload-from-store`
@@ -235,12 +373,16 @@ impl Plugin {
         &self,
         store: S,
     ) -> Answer<ReloadReport> {
-        let out = self
-            .bindings
-            .lattice_spec_host_table()
-            .call_reload_from_store(store)
-            .await;
-        answer(out, c::reload_from_wit)
+        match &self.bindings {
+            Bindings::V0_2(b) => answer(
+                b.table().call_reload_from_store(store).await,
+                c2::reload_from_wit,
+            ),
+            Bindings::V0_3(b) => answer(
+                b.table().call_reload_from_store(store).await,
+                c3::reload_from_wit,
+            ),
+        }
     }
 
     /// `host-table.snapshot-table`
@@ -248,12 +390,10 @@ impl Plugin {
         &self,
         store: S,
     ) -> wasmtime::Result<Snapshot> {
-        let snapshot = self
-            .bindings
-            .lattice_spec_host_table()
-            .call_snapshot_table(store)
-            .await?;
-        Ok(c::snapshot_from_wit(snapshot))
+        Ok(match &self.bindings {
+            Bindings::V0_2(b) => c2::snapshot_from_wit(b.table().call_snapshot_table(store).await?),
+            Bindings::V0_3(b) => c3::snapshot_from_wit(b.table().call_snapshot_table(store).await?),
+        })
     }
 
     /// `host-table.restore-table`
@@ -262,11 +402,46 @@ impl Plugin {
         store: S,
         snapshot: &Snapshot,
     ) -> Answer<()> {
-        let out = self
-            .bindings
-            .lattice_spec_host_table()
-            .call_restore_table(store, &c::snapshot_to_wit(snapshot))
-            .await;
+        let out = match &self.bindings {
+            Bindings::V0_2(b) => {
+                let snapshot = c2::snapshot_to_wit(snapshot);
+                b.table().call_restore_table(store, &snapshot).await
+            }
+            Bindings::V0_3(b) => {
+                let snapshot = c3::snapshot_to_wit(snapshot);
+                b.table().call_restore_table(store, &snapshot).await
+            }
+        };
         answer(out, |()| ())
+    }
+}
+
+/// The two exported interfaces of a version's bindings, under one name.
+trait Exports {
+    type Specs;
+    type Table;
+    fn specs(&self) -> &Self::Specs;
+    fn table(&self) -> &Self::Table;
+}
+
+impl Exports for v0_2::SpecPlugin {
+    type Specs = v0_2::exports::lattice::spec0_2_0::specs::Guest;
+    type Table = v0_2::exports::lattice::spec0_2_0::host_table::Guest;
+    fn specs(&self) -> &Self::Specs {
+        self.lattice_spec0_2_0_specs()
+    }
+    fn table(&self) -> &Self::Table {
+        self.lattice_spec0_2_0_host_table()
+    }
+}
+
+impl Exports for v0_3::SpecPlugin {
+    type Specs = v0_3::exports::lattice::spec0_3_0::specs::Guest;
+    type Table = v0_3::exports::lattice::spec0_3_0::host_table::Guest;
+    fn specs(&self) -> &Self::Specs {
+        self.lattice_spec0_3_0_specs()
+    }
+    fn table(&self) -> &Self::Table {
+        self.lattice_spec0_3_0_host_table()
     }
 }

@@ -278,6 +278,24 @@ impl SpecHost {
         self.applied(id, written, apply).await
     }
 
+    /// Validates and stores a spec given as wasmCloud's JSON (what `spec
+    /// put` and other writers hand in), then applies it to the table. A
+    /// 0.3 plugin takes the bytes as they are and decodes them itself.
+    pub async fn store_spec_json(
+        &self,
+        id: &str,
+        value: &[u8],
+    ) -> Result<Applied<Written>, CallError> {
+        let _writing = self.inner.writers.lock(id).await;
+        let written = self
+            .on_pool("store-component-spec", async |p, s| {
+                p.store_spec_json(s, id, value).await
+            })
+            .await?;
+        let apply = Some((written.revision, Some(written.value.clone())));
+        self.applied(id, written, apply).await
+    }
+
     /// Deletes a spec, then removes its links from the table (also when no
     /// spec was stored: the table must not keep links of a spec that is
     /// gone).

@@ -272,9 +272,12 @@ impl Instance {
         let out = tokio::time::timeout(grace, f(&self.plugin, &mut self.store))
             .instrument(span.clone())
             .await;
+        let took = started.elapsed();
+        self.stats
+            .count_call(name, took, self.store.data().spec.host_time());
         span.in_scope(|| {
             tracing::debug!(
-                took_us = started.elapsed().as_micros() as u64,
+                took_us = took.as_micros() as u64,
                 ok = matches!(out, Ok(Ok(_))),
                 "plugin call returned"
             )

@@ -1,5 +1,6 @@
-//! `spec-embed`: the host side of the `lattice:spec@0.2.0` plugin contract,
-//! for any wasmtime embedder.
+//! `spec-embed`: the host side of the `lattice:spec` plugin contract
+//! (versions 0.3 and 0.2, either loaded by what a build exports), for any
+//! wasmtime embedder.
 //!
 //! The plugin (`guest/plugin`, a WebAssembly component of the world
 //! `lattice:spec/spec-plugin`) owns wasmCloud's component-spec logic: the
@@ -28,7 +29,8 @@
 //!   `rebuild` (the table streamed back from the store), `health` (whole
 //!   or degraded), [`keylock`].
 //! * [`error`] — the typed errors of each boundary; [`stats`] — faults by
-//!   class and instances replaced, counted where every call ends.
+//!   class, instances replaced and each export's time (plugin against
+//!   imports), counted where every call ends.
 //! * `bundled` (feature `bundled`) — the plugin built with this crate.
 
 pub mod backend;
@@ -60,4 +62,4 @@ pub use owner::Handoff;
 pub use runtime::{digest_of, LoadedPlugin, PluginEngine, SUPPORTED_CONTRACTS};
 pub use spec_model as model;
 pub use spec_model::{Applied, ComponentSpecification, Link};
-pub use stats::{FaultClass, PluginStats};
+pub use stats::{CallTimes, FaultClass, PluginStats};

@@ -16,9 +16,9 @@ use std::time::Duration;
 use wasmtime::component::{types::ComponentItem, Component, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::SpecPluginPre;
 use super::cache::ComponentCache;
 use super::embed::{self, SpecView};
+use super::exports::PluginPre;
 use super::instance::HostState;
 use crate::error::LoadError;
 
@@ -30,7 +30,7 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub const CONTRACT_PACKAGE: &str = "lattice:spec";
 
 /// The contract versions this host loads (`major.minor`; any patch).
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.2"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.2", "0.3"];
 
 /// The interfaces a plugin must export, without version.
 const REQUIRED_EXPORTS: [&str; 2] = ["specs", "host-table"];
@@ -57,8 +57,8 @@ impl PluginEngine {
         let engine = Engine::new(&config).map_err(engine_error)?;
 
         let mut linker = Linker::new(&engine);
-        // The contract's imports and nothing else: a 0.2 plugin imports no
-        // WASI at all, so there is no filesystem, clock, random or socket a
+        // The contract's imports and nothing else (0.2's, which 0.3 imports
+        // unchanged): a plugin of either version imports no WASI at all, so there is no filesystem, clock, random or socket a
         // plugin could even ask for.
         embed::add_to_linker(&mut linker, |s: &mut HostState| SpecView::new(&mut s.spec))
             .map_err(engine_error)?;
@@ -151,7 +151,7 @@ impl PluginEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(link_error)?;
-        let pre = SpecPluginPre::new(pre).map_err(link_error)?;
+        let pre = PluginPre::new(&contract, pre).map_err(link_error)?;
         Ok(LoadedPlugin {
             pre: Arc::new(pre),
             engine: self.engine.clone(),
@@ -171,7 +171,10 @@ impl Drop for PluginEngine {
 /// The contract version a component's exports speak, checked against
 /// [`SUPPORTED_CONTRACTS`] before anything else, so a build of another
 /// contract version is refused by name rather than by a missing function.
-fn contract_version(engine: &Engine, component: &Component) -> Result<String, LoadError> {
+pub(crate) fn contract_version(
+    engine: &Engine,
+    component: &Component,
+) -> Result<String, LoadError> {
     let ty = component.component_type();
     let mut found: Vec<(String, String)> = Vec::new();
     for (name, item) in ty.exports(engine) {
@@ -219,7 +222,7 @@ fn contract_version(engine: &Engine, component: &Component) -> Result<String, Lo
 /// A compiled plugin, linked and ready to instantiate.
 #[derive(Clone)]
 pub struct LoadedPlugin {
-    pub(crate) pre: Arc<SpecPluginPre<HostState>>,
+    pub(crate) pre: Arc<PluginPre<HostState>>,
     pub(crate) engine: Engine,
     component: Component,
     digest: String,
@@ -232,7 +235,7 @@ impl LoadedPlugin {
         &self.digest
     }
 
-    /// The contract version its exports speak, e.g. `0.2.0`.
+    /// The contract version its exports speak, e.g. `0.3.0`.
     pub fn contract(&self) -> &str {
         &self.contract
     }

@@ -1,8 +1,13 @@
 //! What the plugin's calls did, counted where every call ends: faults by
-//! class and instances thrown away. Operators read these as metrics; a
-//! rollout compares builds by faults.
+//! class, instances thrown away, and where each export's time went (the
+//! plugin's own run, boundary crossings included, against the time in the
+//! host's imports: store round trips, deliveries). Operators read these as
+//! metrics; a rollout compares builds by faults.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::error::CallError;
 
@@ -54,6 +59,21 @@ impl FaultClass {
 pub struct PluginStats {
     faults: [AtomicU64; 5],
     replaced: AtomicU64,
+    /// Per export name: a few dozen names at most, so one short lock per
+    /// call.
+    times: Mutex<BTreeMap<&'static str, CallTimes>>,
+}
+
+/// Where the calls of one export spent their time, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallTimes {
+    /// Calls that ended (answered, failed or faulted).
+    pub calls: u64,
+    /// Time the plugin ran: its own code, and lowering and lifting the
+    /// call's values across the boundary.
+    pub plugin: Duration,
+    /// Time in the host's imports (store round trips, deliveries).
+    pub imports: Duration,
 }
 
 impl PluginStats {
@@ -71,6 +91,22 @@ impl PluginStats {
 
     pub(crate) fn count_replaced(&self) {
         self.replaced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Where the calls of each export spent their time, by WIT name.
+    pub fn call_times(&self) -> Vec<(&'static str, CallTimes)> {
+        let times = self.times.lock().unwrap_or_else(|p| p.into_inner());
+        times.iter().map(|(name, t)| (*name, *t)).collect()
+    }
+
+    /// Counts a call of `name` that took `total`, `imports` of it in the
+    /// host's imports.
+    pub(crate) fn count_call(&self, name: &'static str, total: Duration, imports: Duration) {
+        let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
+        let t = times.entry(name).or_default();
+        t.calls += 1;
+        t.plugin += total.saturating_sub(imports);
+        t.imports += imports;
     }
 
     /// Counts a call that ended with `err`, if it is a fault.

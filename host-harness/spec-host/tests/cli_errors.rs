@@ -167,7 +167,7 @@ async fn every_error_path_is_one_line_with_its_exit_code() {
                 "version",
             ],
             exit::FAILED,
-            "plugin speaks lattice:spec@0.1.0; this host loads lattice:spec 0.2",
+            "plugin speaks lattice:spec@0.1.0; this host loads lattice:spec 0.2, 0.3",
         ),
         case(
             "a missing plugin file",

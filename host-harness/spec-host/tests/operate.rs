@@ -283,6 +283,19 @@ fn metrics_count_a_known_load_and_json_logs_carry_request_ids() {
         ),
         0.0
     );
+    // Where the plugin calls' time went: one put-link call per put (the
+    // malformed one never reaches the plugin), each with time in the
+    // plugin and in its imports (the KV round trips).
+    let put_link = [("call", "put-link")];
+    assert_eq!(
+        value(&metrics, "spec_host_plugin_calls_total", &put_link),
+        PUTS as f64
+    );
+    for part in ["plugin", "imports"] {
+        let labels = [("call", "put-link"), ("part", part)];
+        let seconds = value(&metrics, "spec_host_plugin_call_seconds_total", &labels);
+        assert!(seconds > 0.0, "no {part} time for put-link");
+    }
     assert_eq!(
         value(
             &metrics,

@@ -3,6 +3,10 @@
 
 /// The plugin built with feature `alt-version` (a second build to swap to).
 pub const PLUGIN_ALT_WASM: &str = env!("SPEC_PLUGIN_ALT_WASM");
+/// The plugin of the previous contract version, `lattice:spec@0.2.0`
+/// (feature `contract-0-2`; version `spec-plugin 0.3.0+contract-0.2`), for
+/// moves between versions and side-by-side benchmarks.
+pub const PLUGIN_V0_2_WASM: &str = env!("SPEC_PLUGIN_V0_2_WASM");
 /// The plugin built with feature `fault-injection`: `put-link` traps when
 /// the source id is `poison-pill` and loops over `get` for `poison-loop`,
 /// applying a spec traps for the id `poison-apply`; its version ends in

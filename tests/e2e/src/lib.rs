@@ -14,7 +14,8 @@ use spec_embed::{LoadedPlugin, PluginEngine, PluginLimits, SpecHost};
 /// The plugin as built for `spec-host` (the bundled one).
 pub const PLUGIN_WASM: &str = spec_embed::bundled::PLUGIN_PATH;
 pub use test_artifacts::{
-    PLUGIN_ALT_WASM, PLUGIN_FAULTY_WASM, PLUGIN_FOREIGN_WASM, TRAP_GUEST_WASM, WRONG_WIT_GUEST_WASM,
+    PLUGIN_ALT_WASM, PLUGIN_FAULTY_WASM, PLUGIN_FOREIGN_WASM, PLUGIN_V0_2_WASM, TRAP_GUEST_WASM,
+    WRONG_WIT_GUEST_WASM,
 };
 
 /// One engine for every test in a binary: compiling a component takes

@@ -252,7 +252,7 @@ fn a_component_of_another_contract_version_is_refused_by_name() {
     );
     assert_eq!(
         err.to_string(),
-        "plugin speaks lattice:spec@0.1.0; this host loads lattice:spec 0.2"
+        "plugin speaks lattice:spec@0.1.0; this host loads lattice:spec 0.2, 0.3"
     );
 }
 

@@ -1,15 +1,18 @@
 //! One conversion each way between the generated WIT types and
 //! [`spec_model`]'s, for everything that crosses the boundary.
 
+#[cfg(feature = "contract-0-2")]
+use spec_model::{ComponentSpecification, UpdateReport};
 use spec_model::{
-    ComponentSpecification, DeleteLinkResult, DeleteSpecResult, DeliveryFailure, DeliveryKind,
-    ImportLink, Link, LinkListing, NotifyError, PackedEntry, PutLinkResult, PutOutcome,
-    ReloadReport, Snapshot, SpecError, StoreError, UpdateReport, Written,
+    DeleteLinkResult, DeleteSpecResult, DeliveryFailure, DeliveryKind, ImportLink, Link,
+    LinkListing, NotifyError, PackedEntry, PutLinkResult, PutOutcome, ReloadReport, Snapshot,
+    SpecError, StoreError, Written,
 };
 
-use super::bindings::exports::lattice::spec::host_table as ht;
-use super::bindings::exports::lattice::spec::specs as w;
-use super::bindings::lattice::spec::types as wt;
+use super::bindings::exported::host_table as ht;
+use super::bindings::exported::specs as w;
+use super::bindings::imported::types as wt;
+#[cfg(feature = "contract-0-2")]
 use crate::prelude::*;
 
 // ---- WIT → model ----------------------------------------------------------
@@ -29,6 +32,7 @@ impl From<wt::Link> for Link {
     }
 }
 
+#[cfg(feature = "contract-0-2")]
 impl From<wt::ComponentSpecification> for ComponentSpecification {
     fn from(s: wt::ComponentSpecification) -> Self {
         ComponentSpecification {
@@ -99,10 +103,12 @@ impl From<Link> for wt::Link {
     }
 }
 
+#[cfg(feature = "contract-0-2")]
 fn links_out(links: Vec<Link>) -> Vec<wt::Link> {
     links.into_iter().map(Into::into).collect()
 }
 
+#[cfg(feature = "contract-0-2")]
 impl From<ComponentSpecification> for wt::ComponentSpecification {
     fn from(s: ComponentSpecification) -> Self {
         wt::ComponentSpecification {
@@ -151,6 +157,7 @@ impl From<SpecError> for wt::SpecError {
     }
 }
 
+#[cfg(feature = "contract-0-2")]
 impl From<Written> for w::Written {
     fn from(r: Written) -> Self {
         w::Written {
@@ -174,6 +181,7 @@ impl From<PutLinkResult> for w::PutLinkResult {
     }
 }
 
+#[cfg(feature = "contract-0-2")]
 impl From<DeleteLinkResult> for w::DeleteLinkResult {
     fn from(r: DeleteLinkResult) -> Self {
         w::DeleteLinkResult {
@@ -192,6 +200,7 @@ impl From<DeleteSpecResult> for w::DeleteSpecResult {
     }
 }
 
+#[cfg(feature = "contract-0-2")]
 impl From<LinkListing> for w::LinkListing {
     fn from(l: LinkListing) -> Self {
         w::LinkListing {
@@ -201,6 +210,7 @@ impl From<LinkListing> for w::LinkListing {
     }
 }
 
+#[cfg(feature = "contract-0-2")]
 impl From<DeliveryFailure> for ht::DeliveryFailure {
     fn from(d: DeliveryFailure) -> Self {
         ht::DeliveryFailure {
@@ -215,6 +225,7 @@ impl From<DeliveryFailure> for ht::DeliveryFailure {
     }
 }
 
+#[cfg(feature = "contract-0-2")]
 impl From<UpdateReport> for ht::UpdateReport {
     fn from(r: UpdateReport) -> Self {
         ht::UpdateReport {
@@ -259,6 +270,68 @@ impl From<ReloadReport> for ht::ReloadReport {
             loaded: r.loaded,
             links: r.links,
             undecodable: r.undecodable,
+        }
+    }
+}
+
+// ---- model → WIT, contract 0.3: links packed or as positions --------------
+
+#[cfg(not(feature = "contract-0-2"))]
+impl From<Written> for w::Stored {
+    fn from(r: Written) -> Self {
+        w::Stored {
+            value: r.value,
+            revision: r.revision,
+        }
+    }
+}
+
+#[cfg(not(feature = "contract-0-2"))]
+impl From<DeleteLinkResult> for w::DeleteLinkResult {
+    fn from(r: DeleteLinkResult) -> Self {
+        w::DeleteLinkResult {
+            removed: spec_model::packed::pack(&r.removed),
+            written: r.written.map(Into::into),
+        }
+    }
+}
+
+#[cfg(not(feature = "contract-0-2"))]
+impl From<LinkListing> for w::LinkListing {
+    fn from(l: LinkListing) -> Self {
+        w::LinkListing {
+            links: spec_model::packed::pack(&l.links),
+            undecodable: l.undecodable,
+        }
+    }
+}
+
+#[cfg(not(feature = "contract-0-2"))]
+impl From<DeliveryFailure> for ht::DeliveryFailure {
+    fn from(d: DeliveryFailure) -> Self {
+        ht::DeliveryFailure {
+            provider_id: d.provider_id,
+            kind: match d.kind {
+                DeliveryKind::Put => ht::DeliveryKind::Put,
+                DeliveryKind::Delete => ht::DeliveryKind::Delete,
+            },
+            link: spec_model::packed::pack(core::slice::from_ref(&d.link)),
+            error: d.error.into(),
+        }
+    }
+}
+
+#[cfg(not(feature = "contract-0-2"))]
+impl From<crate::table::Change> for ht::UpdateReport {
+    fn from(c: crate::table::Change) -> Self {
+        ht::UpdateReport {
+            // A spec holds far fewer than 2^32 links (the host caps a
+            // value's size), so no position is cut.
+            added: c.added_at.into_iter().map(|p| p as u32).collect(),
+            removed: spec_model::packed::pack(&c.removed),
+            delivered: c.delivered,
+            failures: c.failures.into_iter().map(Into::into).collect(),
+            entry: c.entry,
         }
     }
 }

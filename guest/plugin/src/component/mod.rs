@@ -2,13 +2,22 @@
 //! component needs (allocator, panic handler), and the exports. No logic
 //! lives here.
 //!
+//! A build speaks one contract version: 0.3 by default, 0.2 with the
+//! feature `contract-0-2` (the build hosts keep loading during a move
+//! between versions).
+//!
 //! * `bindings` — the generated WIT bindings and the `no_std` runtime.
 //! * [`convert`] — one conversion each way between generated and
 //!   [`spec_model`] types.
-//! * [`guest`] — the `specs` and `host-table` exports, delegating to
-//!   [`crate::specs`] and [`crate::host_table`], and the imports as
-//!   [`crate::backend`] traits.
+//! * [`imports`] — the imports (the same 0.2 interfaces in both versions)
+//!   as [`crate::backend`] traits, and the instance's table.
+//! * `exports_0_3` / `exports_0_2` — the `specs` and `host-table` exports,
+//!   delegating to [`crate::specs`] and [`crate::host_table`].
 
 mod bindings;
 mod convert;
-mod guest;
+#[cfg(feature = "contract-0-2")]
+mod exports_0_2;
+#[cfg(not(feature = "contract-0-2"))]
+mod exports_0_3;
+mod imports;

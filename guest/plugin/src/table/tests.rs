@@ -105,7 +105,7 @@ fn removed_links_are_delivered_as_deletes_and_empty_spec_drops_entry() {
     let r = t.update("comp", std::slice::from_ref(&lb), &mut n);
     assert_eq!(r.removed, vec![la.clone()]);
     assert_eq!(kinds(&mut n), vec![("a".to_string(), DeliveryKind::Delete)]);
-    let r = t.update("comp", &[], &mut n);
+    let r = t.update::<Link>("comp", &[], &mut n);
     assert_eq!(r.removed, vec![lb.clone()]);
     assert_eq!(t.id_count(), 0);
     assert!(t.links_of("comp").is_empty());
@@ -156,7 +156,7 @@ fn repeats_in_a_spec_are_delivered_once() {
         Ok(2),
         "the table holds exactly the spec"
     );
-    let r = t.update("comp", &[], &mut n);
+    let r = t.update::<Link>("comp", &[], &mut n);
     assert_eq!(r.removed, vec![la]);
 }
 
@@ -260,7 +260,7 @@ fn collisions_fall_back_to_a_scan() {
     let mut e = IdLinks::new(&[a, b.clone()]);
     let hb = link_hash(&b);
     e.index.insert(hb, 0); // as if `a` had `b`'s hash and came first
-    assert_eq!(e.position(link_tokens(&b), hb), Some(1));
+    assert_eq!(e.position(spec_model::packed::link_tokens(&b), hb), Some(1));
     assert!(!e.contains_link(&link("c", "z", "default", &["store"]), hb));
 }
 

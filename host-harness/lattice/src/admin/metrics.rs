@@ -17,8 +17,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::otlp::Mirror;
 use super::snapshot::{
-    latency_buckets, Kind, Snapshot, BUILD_INFO, CALL_DURATION, FAULTS, FOLLOWER_LAG, REQUESTS,
-    SCALARS,
+    latency_buckets, Kind, Snapshot, BUILD_INFO, CALLS, CALL_DURATION, CALL_TIME, FAULTS,
+    FOLLOWER_LAG, REQUESTS, SCALARS,
 };
 use crate::serve::Service;
 
@@ -217,6 +217,18 @@ impl Collector for HostCollector {
         for (class, n) in &s.faults {
             let labels = [("class", class.as_str())];
             ConstCounter::new(*n).encode(faults.encode_family(&labels)?)?;
+        }
+        let mut calls = e.encode_descriptor(CALLS.0, CALLS.1, None, kind)?;
+        for (call, t) in &s.call_times {
+            ConstCounter::new(t.calls).encode(calls.encode_family(&[("call", *call)])?)?;
+        }
+        let seconds = Some(&Unit::Seconds);
+        let mut time = e.encode_descriptor(CALL_TIME.0, CALL_TIME.1, seconds, kind)?;
+        for (call, t) in &s.call_times {
+            for (part, took) in [("plugin", t.plugin), ("imports", t.imports)] {
+                let labels = [("call", *call), ("part", part)];
+                ConstCounter::new(took.as_secs_f64()).encode(time.encode_family(&labels)?)?;
+            }
         }
         let info = ConstGauge::new(1i64);
         let mut family =

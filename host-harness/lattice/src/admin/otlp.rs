@@ -17,8 +17,8 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
 use super::snapshot::{
-    latency_buckets, Kind, Scalar, Snapshot, BUILD_INFO, CALL_DURATION, FAULTS, FOLLOWER_LAG,
-    REQUESTS, SCALARS,
+    latency_buckets, Kind, Scalar, Snapshot, BUILD_INFO, CALLS, CALL_DURATION, CALL_TIME, FAULTS,
+    FOLLOWER_LAG, REQUESTS, SCALARS,
 };
 use crate::serve::Service;
 
@@ -157,6 +157,36 @@ impl Mirror {
                 };
                 for (class, n) in &snapshot.faults {
                     o.observe(*n, &[KeyValue::new("class", class.as_str())]);
+                }
+            })
+            .build();
+        let by_call = Arc::clone(&reading);
+        self.meter
+            .u64_observable_counter(CALLS.0)
+            .with_description(CALLS.1)
+            .with_callback(move |o| {
+                let Some((_, snapshot)) = by_call.get() else {
+                    return;
+                };
+                for (call, t) in &snapshot.call_times {
+                    o.observe(t.calls, &[KeyValue::new("call", *call)]);
+                }
+            })
+            .build();
+        let by_part = Arc::clone(&reading);
+        self.meter
+            .f64_observable_counter(CALL_TIME.0)
+            .with_unit("s")
+            .with_description(CALL_TIME.1)
+            .with_callback(move |o| {
+                let Some((_, snapshot)) = by_part.get() else {
+                    return;
+                };
+                for (call, t) in &snapshot.call_times {
+                    for (part, took) in [("plugin", t.plugin), ("imports", t.imports)] {
+                        let labels = [KeyValue::new("call", *call), KeyValue::new("part", part)];
+                        o.observe(took.as_secs_f64(), &labels);
+                    }
                 }
             })
             .build();

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub instances_replaced: u64,
     /// Plugin faults by class.
     pub faults: Vec<(FaultClass, u64)>,
+    /// Where each export's calls spent their time.
+    pub call_times: Vec<(&'static str, spec_embed::CallTimes)>,
     /// Table contents.
     pub components: u64,
     /// See `components`.
@@ -100,6 +102,7 @@ impl Snapshot {
                 .iter()
                 .map(|c| (*c, stats.faults(*c)))
                 .collect(),
+            call_times: stats.call_times(),
             components: table.components as u64,
             links: table.links as u64,
             table_memory: table.plugin_memory as u64,
@@ -396,6 +399,19 @@ pub fn latency_buckets() -> Vec<f64> {
 pub const FAULTS: (&str, &str) = (
     "spec_host_plugin_faults",
     "Plugin calls that faulted (requests and table changes), by class",
+);
+
+/// Plugin call time by export (`call`) and `part`: the plugin's own run
+/// (boundary crossings included) or the host's imports.
+pub const CALL_TIME: (&str, &str) = (
+    "spec_host_plugin_call",
+    "Time plugin calls took, by export and part: plugin (its own run, crossing the boundary included) or imports (store round trips, deliveries)",
+);
+
+/// Plugin calls that ended, by export (`call`).
+pub const CALLS: (&str, &str) = (
+    "spec_host_plugin_calls",
+    "Plugin calls that ended (answered, failed or faulted), by export",
 );
 
 /// The build and rollout info metric (always 1, the facts in labels).

@@ -181,10 +181,30 @@ pub async fn handle(service: &Service, op: LinkOp, payload: &[u8]) -> Handled {
 /// (over its `max_payload`) is replaced by an error that says so. The
 /// reply is kept until the table changes: a flood of gets on a large
 /// lattice costs a copy each, not an encoding each.
+///
+/// A lattice too large for one reply is told so before any link is copied
+/// out of the table or encoded: every link takes at least
+/// [`min_link_json`] bytes, so the count alone can rule a reply out. (At a
+/// million components the whole listing is hundreds of megabytes of JSON,
+/// far over any server's `max_payload`, and building it per request would
+/// cost seconds.) A v1.9 client can do nothing with part of a listing, so
+/// the answer is the error, with the way to list them all.
 fn get(service: &Service) -> Handled {
     let version = service.host.table_version();
     if let Some(cached) = service.cached_link_get(version) {
         return cached;
+    }
+    let limit = service.max_payload();
+    let count = service.host.table_stats().links;
+    let least = count.saturating_mul(min_link_json());
+    if least > limit {
+        let handled = Handled::from(failure(too_large(
+            count,
+            &format!("at least {least}"),
+            limit,
+        )));
+        service.cache_link_get(version, handled.clone());
+        return handled;
     }
     let (version, links) = service.host.links_versioned();
     let count = links.len();
@@ -200,13 +220,27 @@ fn get(service: &Service) -> Handled {
 fn link_get_reply(service: &Service, count: usize, handled: Handled) -> Handled {
     let limit = service.max_payload();
     if handled.reply.len() > limit {
-        return Handled::from(failure(format!(
-            "the {count} links of the lattice make a {} byte reply, over the NATS server's max_payload of {limit} bytes; \
-             list them with `spec-host link list`",
-            handled.reply.len()
-        )));
+        let size = handled.reply.len().to_string();
+        return Handled::from(failure(too_large(count, &size, limit)));
     }
     handled
+}
+
+fn too_large(count: usize, size: &str, limit: usize) -> String {
+    format!(
+        "the {count} links of the lattice make a {size} byte reply, over the NATS server's max_payload of {limit} bytes; \
+         list them with `spec-host link list`"
+    )
+}
+
+/// The fewest bytes one link takes in a `link.get` reply: its JSON with
+/// every string and list empty, and the comma after it.
+fn min_link_json() -> usize {
+    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        let empty = Link::new("", "", "", "", &[]).named("");
+        serde_json::to_vec(&empty).map_or(0, |v| v.len() + 1)
+    })
 }
 
 async fn put(service: &Service, payload: &[u8]) -> CtlResponse<()> {

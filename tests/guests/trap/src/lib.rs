@@ -1,6 +1,7 @@
 //! A deliberately misbehaving plugin for the host's containment tests.
 //!
-//! It implements the `spec-plugin` world with a trivial in-memory table, and
+//! It implements the `spec-plugin` world of contract 0.2 (so the tests also
+//! load a build of the previous version) with a trivial in-memory table, and
 //! misbehaves on chosen ids given to `get-component-spec`:
 //! * `trap` panics (a wasm trap), `loop` never returns, `oom` allocates
 //!   until memory runs out;
@@ -25,21 +26,21 @@ use core::cell::RefCell;
 
 wit_bindgen::generate!({
     path: "../../../wit",
-    world: "spec-plugin",
+    world: "lattice:spec/spec-plugin@0.2.0",
     generate_all,
 });
 
 #[cfg(target_arch = "wasm32")]
 spec_guest_rt::no_std_runtime!();
 
-use exports::lattice::spec::host_table::{
+use exports::lattice::spec0_2_0::host_table::{
     self as ht, ImportLink, ReloadReport, Snapshot, TableEntry, UpdateReport,
 };
-use exports::lattice::spec::specs::{
+use exports::lattice::spec0_2_0::specs::{
     self as w, DeleteLinkResult, DeleteSpecResult, LinkListing, PutLinkResult, Written,
 };
-use lattice::spec::types::{ComponentSpecification, Link, SpecError};
-use lattice::spec::{keyvalue, provider_notify};
+use lattice::spec0_2_0::types::{ComponentSpecification, Link, SpecError};
+use lattice::spec0_2_0::{keyvalue, provider_notify};
 
 struct Table(RefCell<Vec<TableEntry>>);
 

@@ -1,88 +1,15 @@
-//! The exports, each a one-line delegation, and the imports as the
-//! [`KeyValue`] and [`ProviderNotify`] traits the logic is written against.
+//! The exports of contract 0.2 (`--features contract-0-2`), each a
+//! one-line delegation to [`crate::specs`] and [`crate::host_table`].
 
-use core::cell::RefCell;
+use spec_model::SpecError;
 
-use spec_model::{Link, NotifyError, SpecError, StoreError};
-
-use super::bindings::exports::lattice::spec::host_table as ht;
-use super::bindings::exports::lattice::spec::specs as w;
-use super::bindings::lattice::spec::types as wt;
-use super::bindings::lattice::spec::{keyvalue, provider_notify};
-use crate::backend::{Entry, KeyValue, ProviderNotify};
-use crate::host_table::{HostTable, SNAPSHOT_FORMATS};
+use super::bindings::exported::host_table as ht;
+use super::bindings::exported::specs as w;
+use super::bindings::imported::types as wt;
+use super::imports::{with_table, HostNotifier, HostStore};
+use crate::host_table::SNAPSHOT_FORMATS;
 use crate::prelude::*;
 use crate::specs;
-
-/// The table of this instance (only the host's table owner fills it).
-struct TableCell(RefCell<Option<HostTable>>);
-
-// SAFETY: a wasm32 component without the threads proposal (this one is
-// built without `atomics`) runs on exactly one thread, so the cell is never
-// shared between threads.
-unsafe impl Sync for TableCell {}
-
-static TABLE: TableCell = TableCell(RefCell::new(None));
-
-/// Runs `f` on the table. The component model forbids re-entering an
-/// instance during one of its import calls, so the borrow cannot be taken
-/// twice; should it ever be, the call fails instead of trapping.
-fn with_table<T>(f: impl FnOnce(&mut HostTable) -> Result<T, SpecError>) -> Result<T, SpecError> {
-    match TABLE.0.try_borrow_mut() {
-        Ok(mut table) => f(table.get_or_insert_with(HostTable::new)),
-        Err(_) => Err(SpecError::Store(StoreError::Other(
-            "plugin re-entered".into(),
-        ))),
-    }
-}
-
-/// [`KeyValue`] over the imported `keyvalue` interface.
-struct HostStore;
-
-impl KeyValue for HostStore {
-    fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
-        keyvalue::get(key)
-            .map(|e| {
-                e.map(|e| Entry {
-                    value: e.value,
-                    revision: e.revision,
-                })
-            })
-            .map_err(Into::into)
-    }
-    fn set(&mut self, key: &str, value: Vec<u8>) -> Result<u64, StoreError> {
-        keyvalue::set(key, &value).map_err(Into::into)
-    }
-    fn compare_and_swap(
-        &mut self,
-        key: &str,
-        value: Vec<u8>,
-        expected: Option<u64>,
-    ) -> Result<u64, StoreError> {
-        keyvalue::compare_and_swap(key, &value, expected).map_err(Into::into)
-    }
-    fn delete(&mut self, key: &str) -> Result<u64, StoreError> {
-        keyvalue::delete(key).map_err(Into::into)
-    }
-    fn list_keys(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        keyvalue::list_keys(prefix).map_err(Into::into)
-    }
-}
-
-/// [`ProviderNotify`] over the imported `provider-notify` interface.
-struct HostNotifier;
-
-impl ProviderNotify for HostNotifier {
-    fn local_providers(&mut self) -> Vec<String> {
-        provider_notify::local_providers()
-    }
-    fn link_put(&mut self, provider: &str, link: &Link) -> Result<(), NotifyError> {
-        provider_notify::link_put(provider, &link.into()).map_err(Into::into)
-    }
-    fn link_delete(&mut self, provider: &str, link: &Link) -> Result<(), NotifyError> {
-        provider_notify::link_delete(provider, &link.into()).map_err(Into::into)
-    }
-}
 
 /// The exported interfaces.
 pub(super) struct SpecPlugin;
