@@ -83,6 +83,13 @@ async fn link_get_comes_from_the_table_and_an_oversized_reply_is_an_error() {
     assert!(!got.succeeded());
     assert!(got.message().contains("max_payload"), "{}", got.message());
     assert!(got.message().contains("1000 links"), "{}", got.message());
+    // Decided from the count alone (1,000 links take at least 129 kB of
+    // JSON, over 64 KiB), before any link was copied out or encoded.
+    assert!(
+        got.message().contains("reply of at least 129000 bytes"),
+        "{}",
+        got.message()
+    );
     // The service goes on.
     put_link_ok(&client, link("after", "kv")).await;
     served.stop().await.unwrap();

@@ -200,7 +200,7 @@ fn get(service: &Service) -> Handled {
     if least > limit {
         let handled = Handled::from(failure(too_large(
             count,
-            &format!("at least {least}"),
+            &format!("reply of at least {least} bytes"),
             limit,
         )));
         service.cache_link_get(version, handled.clone());
@@ -220,7 +220,7 @@ fn get(service: &Service) -> Handled {
 fn link_get_reply(service: &Service, count: usize, handled: Handled) -> Handled {
     let limit = service.max_payload();
     if handled.reply.len() > limit {
-        let size = handled.reply.len().to_string();
+        let size = format!("{} byte reply", handled.reply.len());
         return Handled::from(failure(too_large(count, &size, limit)));
     }
     handled
@@ -228,7 +228,7 @@ fn link_get_reply(service: &Service, count: usize, handled: Handled) -> Handled 
 
 fn too_large(count: usize, size: &str, limit: usize) -> String {
     format!(
-        "the {count} links of the lattice make a {size} byte reply, over the NATS server's max_payload of {limit} bytes; \
+        "the {count} links of the lattice make a {size}, over the NATS server's max_payload of {limit} bytes; \
          list them with `spec-host link list`"
     )
 }
