@@ -210,6 +210,22 @@ pub async fn serve(
     serve_with(url, lattice, options).await
 }
 
+/// Serves `lattice` on `url` as host `id`, taking part in lattice
+/// rollouts signed by an issuer `trust` names.
+pub async fn serve_trusting(
+    url: &str,
+    lattice: &str,
+    id: &str,
+    trust: spec_lattice::rollout::Trust,
+) -> Served {
+    let options = ServeOptions {
+        rollouts: Some(trust),
+        host_id: Some(id.into()),
+        ..ServeOptions::default()
+    };
+    serve_with(url, lattice, options).await
+}
+
 /// Serves `lattice` on `url` as `options` say. Returns once the service
 /// subscribed.
 pub async fn serve_with(url: &str, lattice: &str, options: ServeOptions) -> Served {

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use spec_e2e::{ctl_client, kv_link, nats, serve_with, ServeOptions, Served, PLUGIN_V0_2_WASM};
+use spec_e2e::{ctl_client, kv_link, nats, serve_trusting, PLUGIN_V0_2_WASM};
 use spec_embed::{PluginEngine, PluginLimits};
 use spec_lattice::rollout::publish::push;
 use spec_lattice::rollout::store::{now, now_ms};
@@ -16,19 +16,6 @@ use spec_nats::{Lattice, LatticeOptions};
 
 const LATTICE: &str = "versions";
 const HOSTS: [&str; 2] = ["host-a", "host-b"];
-
-async fn host(url: &str, id: &str, trust: Trust) -> Served {
-    serve_with(
-        url,
-        LATTICE,
-        ServeOptions {
-            rollouts: Some(trust),
-            host_id: Some(id.into()),
-            ..ServeOptions::default()
-        },
-    )
-    .await
-}
 
 /// Rolls the lattice from `from` to `to` and waits until both hosts
 /// settled on it.
@@ -76,8 +63,8 @@ async fn a_lattice_rolls_to_contract_0_2_and_back_without_a_failed_put() {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate(&dir.path().join("issuer.nk")).unwrap();
     let trust = Trust::new(vec![key.public_key()], false).unwrap();
-    let a = host(&url, HOSTS[0], trust.clone()).await;
-    let b = host(&url, HOSTS[1], trust).await;
+    let a = serve_trusting(&url, LATTICE, HOSTS[0], trust.clone()).await;
+    let b = serve_trusting(&url, LATTICE, HOSTS[1], trust).await;
     let lattice = Lattice::open(LatticeOptions::new(&url, LATTICE))
         .await
         .unwrap();

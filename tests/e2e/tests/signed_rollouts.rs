@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use spec_e2e::{nats, serve_with, ServeOptions, Served};
+use spec_e2e::{nats, serve_trusting};
 use spec_embed::{PluginEngine, PluginLimits};
 use spec_lattice::rollout::publish::push;
 use spec_lattice::rollout::store::{now, now_ms};
@@ -38,19 +38,6 @@ fn record(desired: Desired, issued_at_ms: u64) -> RolloutRecord {
         desired: Some(desired),
         issued_at_ms,
     }
-}
-
-async fn host(url: &str, id: &str, trust: Trust) -> Served {
-    serve_with(
-        url,
-        LATTICE,
-        ServeOptions {
-            rollouts: Some(trust),
-            host_id: Some(id.into()),
-            ..ServeOptions::default()
-        },
-    )
-    .await
 }
 
 /// Waits until every host in `ids` is in `phase` with a reason containing
@@ -95,10 +82,11 @@ async fn only_what_a_trusted_issuer_signed_is_rolled_out() {
     let key = SigningKey::generate(&dir.path().join("issuer.nk")).unwrap();
     let stranger = SigningKey::generate(&dir.path().join("stranger.nk")).unwrap();
     let trust = Trust::new(vec![key.public_key()], false).unwrap();
-    let a = host(&url, HOSTS[0], trust.clone()).await;
-    let b = host(&url, HOSTS[1], trust.clone()).await;
-    let nobody = host(
+    let a = serve_trusting(&url, LATTICE, HOSTS[0], trust.clone()).await;
+    let b = serve_trusting(&url, LATTICE, HOSTS[1], trust.clone()).await;
+    let nobody = serve_trusting(
         &url,
+        LATTICE,
         "host-trusts-nobody",
         Trust::new(vec![], false).unwrap(),
     )
