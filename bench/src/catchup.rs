@@ -51,8 +51,17 @@ pub struct CatchUp {
     pub links: usize,
     /// The floor: a raw KV watch of the whole bucket, seconds.
     pub floor_s: f64,
+    /// The follower's own read path: the ordered pull consumer it reads the
+    /// bucket with, entries dropped, seconds.
+    pub pull_s: f64,
     /// An empty spec-host's RSS, MiB.
     pub empty_rss_mib: f64,
+    /// `spec-host link list` over the whole lattice (what link.get's
+    /// refusal points to at this size).
+    pub listing: Option<scale::Listing>,
+    /// What wasmCloud's control client got from `link.get` on the
+    /// caught-up host.
+    pub link_get: Option<String>,
     /// spec-host's follower lag under writes by other clients.
     pub lag: Option<Lag>,
     /// Why the wasmCloud row is missing, if it is.
@@ -85,6 +94,7 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
     let links = scale::total_links(specs);
     let limit = Duration::from_secs(600);
     let floor_s = scale::raw_watch(&lattice, specs, limit).await?;
+    let pull_s = scale::raw_pull(&lattice, specs, limit).await?;
     // An empty host, for the RSS a component adds.
     let empty_rss_mib = {
         let empty = "bench-empty";
@@ -92,6 +102,8 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
         hosts::spec_host_ready(&mut host, &lattice.client, empty, 0, limit).await?;
         host.rss_bytes()? as f64 / f64::from(1u32 << 20)
     };
+    crate::progress(&format!("spec-host link list over {links} links"));
+    let listing = Some(scale::listing(&url, name, links, limit).await?);
     let wasmcloud = match hosts::wasmcloud_binary() {
         Ok(_) if specs > 200_000 => Err(format!(
             "left out above 200,000 specs (it took 133 s for 100,000); {specs} asked"
@@ -100,6 +112,7 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
     };
     let mut rows = Vec::new();
     let mut lag = None;
+    let mut link_get = None;
     for round in 0..rounds {
         let admin = format!("127.0.0.1:{}", crate::stats::free_port()?);
         let serve = ["--admin-listen".to_string(), admin.clone()];
@@ -127,6 +140,22 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
             },
         );
         if round == 0 {
+            // What a v1.9 client gets from link.get at this size.
+            let ctl = crate::lattice::ctl_client(&url, name).await?;
+            let started = std::time::Instant::now();
+            link_get = Some(match ctl.get_links().await {
+                Ok(r) if r.succeeded() => format!(
+                    "answered with {} links in {:.1} ms",
+                    r.data().map_or(0, Vec::len),
+                    started.elapsed().as_secs_f64() * 1e3
+                ),
+                Ok(r) => format!(
+                    "an error reply in {:.1} ms: \"{}\"",
+                    started.elapsed().as_secs_f64() * 1e3,
+                    r.message()
+                ),
+                Err(e) => format!("no reply: {e}"),
+            });
             let seconds = if quick { 2 } else { 10 };
             crate::progress(&format!(
                 "1000 writes/s for {seconds} s beside the caught-up host"
@@ -155,7 +184,10 @@ pub async fn run(quick: bool, specs: Option<usize>) -> Result<CatchUp> {
         specs,
         links,
         floor_s,
+        pull_s,
         empty_rss_mib,
+        listing,
+        link_get,
         lag,
         wasmcloud_skipped: wasmcloud.err(),
     })

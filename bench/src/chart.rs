@@ -209,26 +209,13 @@ pub fn ratio_bars(title: &str, bars: &[Bar]) -> String {
         } else {
             "#d9734a"
         };
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            label_w - 8.0,
-            y + 15.0,
-            escape(&b.label)
-        );
-        let _ = writeln!(
-            out,
-            r#"<rect x="{label_w}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
-            y + 3.0,
-            (px(b.value) - label_w).max(0.0),
-            row - 6.0
-        );
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}">{:.2}×</text>"#,
-            px(b.value) + 4.0,
-            y + 15.0,
-            b.value
+        bar_row(
+            &mut out,
+            (label_w, y, row),
+            &b.label,
+            px(b.value),
+            color,
+            &format!("{:.2}×", b.value),
         );
     }
     let bottom = TOP + row * bars.len() as f64;
@@ -252,6 +239,97 @@ pub fn ratio_bars(title: &str, bars: &[Bar]) -> String {
     let _ = writeln!(
         out,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">plugin time / native time (lower is better; e2e targets 1.05 at p50, 1.10 at p99)</text>"#,
+        label_w + pw / 2.0,
+        bottom + 36.0
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+/// One horizontal bar in a row of height `row` at `y`: its label right
+/// aligned before `label_w`, the bar to `end`, `value` printed after it.
+fn bar_row(
+    out: &mut String,
+    (label_w, y, row): (f64, f64, f64),
+    label: &str,
+    end: f64,
+    color: &str,
+    value: &str,
+) {
+    let text_y = y + row / 2.0 + 4.0;
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{text_y:.1}" text-anchor="end">{}</text>"#,
+        label_w - 8.0,
+        escape(label)
+    );
+    let _ = writeln!(
+        out,
+        r#"<rect x="{label_w}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
+        y + 3.0,
+        (end - label_w).max(1.0),
+        row - 6.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{text_y:.1}">{}</text>"#,
+        end + 4.0,
+        escape(value)
+    );
+}
+
+/// Horizontal bars of times on a log scale (decade grid), value printed
+/// beside each bar: for times that span orders of magnitude (a floor, our
+/// host, the wasmCloud host).
+pub fn time_bars(title: &str, bars: &[Bar]) -> String {
+    let row = 26.0;
+    let label_w = 300.0;
+    let height = TOP + BOTTOM + row * bars.len() as f64;
+    let values = bars.iter().map(|b| b.value).filter(|v| *v > 0.0);
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(0.0f64, f64::max);
+    let mut out = String::new();
+    header(&mut out, W, height, title);
+    if !(lo.is_finite() && hi > 0.0) {
+        out.push_str("</svg>\n");
+        return out;
+    }
+    // Seconds in, microseconds for the decade labels.
+    let (d0, d1) = decades(lo * 1e6, hi * 1e6);
+    let (d0, d1) = (d0, d1.max(d0 + 1));
+    let pw = W - label_w - 90.0;
+    let px = |v: f64| {
+        let t = ((v * 1e6).log10() - f64::from(d0)) / f64::from(d1 - d0);
+        label_w + t.clamp(0.0, 1.0) * pw
+    };
+    let bottom = TOP + row * bars.len() as f64;
+    for exp in d0..=d1 {
+        let x = px(10f64.powi(exp) / 1e6);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{bottom:.1}" stroke="#ddd"/>"##
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
+            bottom + 14.0,
+            decade_label(exp, "µs")
+        );
+    }
+    for (i, b) in bars.iter().enumerate() {
+        let y = TOP + row * i as f64;
+        bar_row(
+            &mut out,
+            (label_w, y, row),
+            &b.label,
+            px(b.value),
+            "#4a90d9",
+            &crate::table::time(b.value * 1e6),
+        );
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time (log; lower is better)</text>"#,
         label_w + pw / 2.0,
         bottom + 36.0
     );

@@ -107,6 +107,12 @@ pub fn tables(l: Option<&LatticeLoad>, c: Option<&CatchUp>) -> Vec<TextTable> {
             table::time(c.floor_s * 1e6),
             "".into(),
         ]);
+        t.row(vec![
+            "the follower's pull consumer alone (in process)".into(),
+            table::count(c.specs),
+            table::time(c.pull_s * 1e6),
+            "".into(),
+        ]);
         t.note(format!(
             "{} components, {} links (a tenth of the components have 20 links, the rest 1). An empty spec-host: RSS {}.",
             table::count(c.specs),
@@ -121,6 +127,19 @@ pub fn tables(l: Option<&LatticeLoad>, c: Option<&CatchUp>) -> Vec<TextTable> {
                 lag.samples,
                 table::time(lag.p50_s * 1e6),
                 table::time(lag.p99_s * 1e6),
+            ));
+        }
+        if let Some(got) = &c.link_get {
+            t.note(format!(
+                "link.get (wasmCloud's control client) on the caught-up host: {got}."
+            ));
+        }
+        if let Some(l) = &c.listing {
+            t.note(format!(
+                "`spec-host link list` printed all {} links in {} (pages of 1,000 specs), peak RSS {}.",
+                table::count(l.links),
+                table::time(l.seconds * 1e6),
+                table::mib(l.peak_rss_mib * f64::from(1u32 << 20)),
             ));
         }
         if let Some(why) = &c.wasmcloud_skipped {
@@ -284,6 +303,7 @@ pub fn targets(l: Option<&LatticeLoad>, c: Option<&CatchUp>) -> Vec<Target> {
 pub fn throughput_series(l: &LatticeLoad) -> Vec<Series> {
     [
         (Who::SpecHost, "#2471a3"),
+        (Who::SpecHostV02, "#85c1e9"),
         (Who::WasmCloud, "#c0392b"),
         (Who::Raw, "#7f8c8d"),
     ]

@@ -17,6 +17,11 @@
 //! A/B interleaving), a module per section (`e2e_table` prints section
 //! 2), [`report`] (targets and output), [`table`], [`chart`], [`stats`], [`fixtures`].
 
+/// The allocator spec-host's own binary uses: this binary runs as
+/// spec-host (`probe-serve`) in the lattice sections.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod boundary;
 mod catchup;
 mod chart;

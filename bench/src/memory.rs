@@ -106,7 +106,7 @@ fn status_kib(field: &str) -> Result<u64> {
     field_kib(&status, field)
 }
 
-fn field_kib(status: &str, field: &str) -> Result<u64> {
+pub fn field_kib(status: &str, field: &str) -> Result<u64> {
     let line = status
         .lines()
         .find(|l| l.starts_with(field))

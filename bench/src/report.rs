@@ -440,5 +440,38 @@ pub fn write_charts(r: &Results, dir: &Path) -> Result<()> {
         );
         chart::write(dir, "lattice_throughput.svg", &svg)?;
     }
+    if let Some(c) = &r.catch_up {
+        let mut bars: Vec<Bar> = c
+            .rows
+            .iter()
+            .map(|row| Bar {
+                label: format!("{} (RSS {:.0} MiB)", row.target.name(), row.rss_mib),
+                value: row.seconds,
+            })
+            .collect();
+        bars.push(Bar {
+            label: "raw KV watch of the bucket (floor)".into(),
+            value: c.floor_s,
+        });
+        bars.push(Bar {
+            label: "the follower's pull consumer alone".into(),
+            value: c.pull_s,
+        });
+        if let Some(l) = &c.listing {
+            bars.push(Bar {
+                label: format!("spec-host link list ({:.0} MiB peak)", l.peak_rss_mib),
+                value: l.seconds,
+            });
+        }
+        let svg = chart::time_bars(
+            &format!(
+                "{} components, {} links: start to full table, floors, full listing",
+                crate::table::count(c.specs),
+                crate::table::count(c.links)
+            ),
+            &bars,
+        );
+        chart::write(dir, &format!("catch_up_{}.svg", c.specs), &svg)?;
+    }
     Ok(())
 }

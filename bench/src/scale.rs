@@ -74,22 +74,119 @@ pub async fn fill(lattice: &Lattice, prefix: &str, n: usize) -> Result<()> {
 /// keys were seen. Seconds.
 pub async fn raw_watch(lattice: &Lattice, n: usize, limit: Duration) -> Result<f64> {
     let started = Instant::now();
-    let mut watch = lattice
+    let watch = lattice
         .specs
         .watch_with_history(">")
         .await
         .context("a raw watch of the bucket")?;
+    drain(watch, "the raw watch", n, started, limit).await
+}
+
+/// Reads the whole bucket through the ordered pull consumer the follower
+/// reads it with ([`spec_nats::entries`]), doing nothing with the entries:
+/// the floor of the follower's own read path. Seconds.
+pub async fn raw_pull(lattice: &Lattice, n: usize, limit: Duration) -> Result<f64> {
+    let started = Instant::now();
+    let (_, entries) =
+        spec_nats::entries::entries(&lattice.specs, spec_nats::entries::Start::LastPerKey)
+            .await
+            .map_err(|e| anyhow::anyhow!("a pull consumer of the bucket: {e}"))?;
+    drain(entries, "the pull consumer", n, started, limit).await
+}
+
+/// Reads `n` entries of `entries` (`what`, for errors); seconds since
+/// `started`.
+async fn drain<T, E: std::fmt::Display>(
+    mut entries: impl futures::Stream<Item = Result<T, E>> + Unpin,
+    what: &str,
+    n: usize,
+    started: Instant,
+    limit: Duration,
+) -> Result<f64> {
     let mut seen = 0usize;
     while seen < n {
-        let next = tokio::time::timeout_at((started + limit).into(), watch.next()).await;
+        let next = tokio::time::timeout_at((started + limit).into(), entries.next()).await;
         match next {
             Ok(Some(Ok(_))) => seen += 1,
-            Ok(Some(Err(e))) => bail!("the raw watch failed after {seen} entries: {e}"),
-            Ok(None) => bail!("the raw watch ended after {seen} of {n} entries"),
-            Err(_) => bail!("the raw watch read {seen} of {n} entries in {limit:?}"),
+            Ok(Some(Err(e))) => bail!("{what} failed after {seen} entries: {e}"),
+            Ok(None) => bail!("{what} ended after {seen} of {n} entries"),
+            Err(_) => bail!("{what} read {seen} of {n} entries in {limit:?}"),
         }
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// `spec-host link list` over a whole lattice.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listing {
+    /// Links it printed.
+    pub links: usize,
+    /// Process start to exit, seconds.
+    pub seconds: f64,
+    /// Its peak resident memory (`VmHWM`, sampled every 20 ms), MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// Runs `spec-host link list` (this binary as `probe-serve`) on `lattice`,
+/// its output counted, not kept; fails unless it lists `links` links.
+pub async fn listing(url: &str, lattice: &str, links: usize, limit: Duration) -> Result<Listing> {
+    use std::io::{BufRead, BufReader};
+    let me = std::env::current_exe().context("finding the bench binary")?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(me)
+        .args(["probe-serve", "--", "--nats", url, "--lattice", lattice])
+        .args(["link", "list"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting spec-host link list")?;
+    let pid = child.id();
+    let stdout = child.stdout.take().context("its stdout")?;
+    // Lines counted on a thread; the peak memory sampled here meanwhile.
+    let counting = std::thread::spawn(move || {
+        let mut lines = 0usize;
+        let mut last = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            lines += 1;
+            last = line;
+        }
+        (lines, last)
+    });
+    let mut peak_kib = 0u64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Ok(kib) = crate::memory::field_kib(&status, "VmHWM:") {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("spec-host link list failed: {status}");
+            }
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            bail!("spec-host link list took over {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (lines, last) = counting
+        .join()
+        .map_err(|_| anyhow::anyhow!("the line counter panicked"))?;
+    // One line per link, then the count.
+    if lines != links + 1 || last != format!("{links} link(s)") {
+        bail!("spec-host link list printed {lines} lines ending {last:?}; {links} links expected");
+    }
+    Ok(Listing {
+        links,
+        seconds,
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+    })
 }
 
 /// Follower lag under writes by other clients.

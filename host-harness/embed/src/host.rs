@@ -27,7 +27,7 @@ use spec_model::{
 
 use super::instance::{Factory, PluginLimits};
 use super::keylock::KeyLocks;
-use super::owner::{self, Handoff, Owner};
+use super::owner::{self, Handoff, Owner, StoreChange};
 use super::pool::Pool;
 use super::runtime::LoadedPlugin;
 use crate::backend::{KeyValue, ProviderNotify};
@@ -129,6 +129,10 @@ impl SpecHost {
                 last_written: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    pub(crate) fn factory(&self) -> &Arc<Factory> {
+        &self.inner.factory
     }
 
     fn engine(&self) -> Arc<Engine> {
@@ -418,6 +422,23 @@ impl SpecHost {
             .owner
             .apply(id.to_string(), revision, value)
             .await
+    }
+
+    /// Applies store changes in order, each as [`SpecHost::apply_store_change`]
+    /// would, in one turn of the table owner: one result per change. For a
+    /// follower with many changes at hand (a catch-up), where a turn per
+    /// change costs more than the changes.
+    pub async fn apply_store_changes(
+        &self,
+        changes: Vec<StoreChange>,
+    ) -> Vec<Result<Option<UpdateReport>, CallError>> {
+        let n = changes.len();
+        match self.inner.owner.apply_all(changes).await {
+            Ok(out) => out,
+            // The owner went away (the only way the job itself fails):
+            // none was applied.
+            Err(_) => (0..n).map(|_| Err(CallError::Stopped)).collect(),
+        }
     }
 
     /// Tries a store change on a scratch instance of the running build (an

@@ -58,6 +58,10 @@ impl PluginLimits {
     }
 }
 
+/// A plugin call this long is logged as a warning with its name and where
+/// its time went.
+const SLOW_CALL: Duration = Duration::from_millis(200);
+
 /// The plugin grew its memory past the cap (raised as the trap's cause).
 #[derive(Debug, thiserror::Error)]
 #[error("memory growth to {desired} bytes denied (cap {cap})")]
@@ -276,11 +280,22 @@ impl Instance {
         self.stats
             .count_call(name, took, self.store.data().spec.host_time());
         span.in_scope(|| {
-            tracing::debug!(
-                took_us = took.as_micros() as u64,
-                ok = matches!(out, Ok(Ok(_))),
-                "plugin call returned"
-            )
+            if took >= SLOW_CALL {
+                // Everything queued behind this instance waited as long.
+                tracing::warn!(
+                    call = name,
+                    took_ms = took.as_millis() as u64,
+                    in_imports_ms = self.store.data().spec.host_time().as_millis() as u64,
+                    ok = matches!(out, Ok(Ok(_))),
+                    "slow plugin call"
+                )
+            } else {
+                tracing::debug!(
+                    took_us = took.as_micros() as u64,
+                    ok = matches!(out, Ok(Ok(_))),
+                    "plugin call returned"
+                )
+            }
         });
         let err = match out {
             // Only a backend that ignores the deadline gets here.

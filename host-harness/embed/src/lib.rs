@@ -26,7 +26,8 @@
 //!   the whole engine swapped at one point. Its parts: `instance` (one
 //!   instance and its limits), `pool`, `owner` (its memory cap sized from
 //!   the table it holds), `mirror` (the host's copy of the table),
-//!   `rebuild` (the table streamed back from the store), `health` (whole
+//!   `rebuild` (the table streamed back from the store), `listing` (every
+//!   link of a lattice of any size, in pages), `health` (whole
 //!   or degraded), [`keylock`].
 //! * [`error`] — the typed errors of each boundary; [`stats`] — faults by
 //!   class, instances replaced and each export's time (plugin against
@@ -46,6 +47,7 @@ mod health;
 pub mod host;
 mod instance;
 pub mod keylock;
+mod listing;
 mod mirror;
 mod owner;
 mod pool;
@@ -58,7 +60,7 @@ pub use embed::{CallLimit, CallLimits};
 pub use error::{CallError, LoadError, SpecError};
 pub use host::{default_pool_size, SpecHost, TableStats};
 pub use instance::PluginLimits;
-pub use owner::Handoff;
+pub use owner::{Handoff, StoreChange};
 pub use runtime::{digest_of, LoadedPlugin, PluginEngine, SUPPORTED_CONTRACTS};
 pub use spec_model as model;
 pub use spec_model::{Applied, ComponentSpecification, Link};

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::instance::Instance;
 use super::mirror::Mirror;
 use super::owner::{table_memory_cap, write, OwnerState};
-use crate::backend::{error_chain, Silent};
+use crate::backend::{error_chain, BackendError, Entry, KeyValue, Silent};
 use crate::error::CallError;
 
 /// Specs read ahead of the plugin, at most.
@@ -32,11 +32,8 @@ impl OwnerState {
     pub(crate) async fn rebuild(&mut self) -> Result<(Instance, ReloadReport), CallError> {
         let mut instance = self.factory.instantiate(&self.plugin).await?;
         instance.set_notify(Arc::new(Silent));
-        let (tx, mut specs) = mpsc::channel(READ_AHEAD);
-        let kv = Arc::clone(&self.factory.kv);
-        let reading = tokio::spawn(async move { kv.scan(COMPONENT_KEY_PREFIX, tx).await });
-        // Stop reading if this rebuild is given up (its future dropped).
-        let _stop = AbortOnDrop(reading.abort_handle());
+        // Stops reading if this rebuild is given up (its future dropped).
+        let (reading, mut specs) = StoreScan::start(&self.factory.kv);
         let step = self.factory.limits.deadline;
         let per_call = self.factory.limits.memory_cap;
         let mut mirror = Mirror::default();
@@ -80,19 +77,7 @@ impl OwnerState {
             }
             applied.insert(id.to_string(), entry.revision);
         }
-        match reading.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(CallError::NotReady {
-                    reason: format!("reading the store: {}", error_chain(&e)),
-                })
-            }
-            Err(e) => {
-                return Err(CallError::NotReady {
-                    reason: format!("the store reader ended: {e}"),
-                })
-            }
-        }
+        reading.finish().await?;
         instance.set_notify(Arc::clone(&self.factory.notify));
         report.links = u32::try_from(mirror.links()).unwrap_or(u32::MAX);
         *write(&self.mirror) = mirror;
@@ -106,10 +91,40 @@ impl OwnerState {
     }
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
+/// The spec values of the store, read by a task into a bounded channel
+/// (at most [`READ_AHEAD`] ahead of their reader); the task stops when this
+/// is dropped.
+pub(crate) struct StoreScan(Option<tokio::task::JoinHandle<Result<(), BackendError>>>);
 
-impl Drop for AbortOnDrop {
+impl StoreScan {
+    pub(crate) fn start(kv: &Arc<dyn KeyValue>) -> (Self, mpsc::Receiver<(String, Entry)>) {
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let kv = Arc::clone(kv);
+        let task = tokio::spawn(async move { kv.scan(COMPONENT_KEY_PREFIX, tx).await });
+        (StoreScan(Some(task)), rx)
+    }
+
+    /// Whether the whole store was read (call once its channel is closed).
+    pub(crate) async fn finish(mut self) -> Result<(), CallError> {
+        let Some(task) = self.0.take() else {
+            return Ok(());
+        };
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CallError::NotReady {
+                reason: format!("reading the store: {}", error_chain(&e)),
+            }),
+            Err(e) => Err(CallError::NotReady {
+                reason: format!("the store reader ended: {e}"),
+            }),
+        }
+    }
+}
+
+impl Drop for StoreScan {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }

@@ -300,7 +300,8 @@ pub enum LinkCommand {
     Put(LinkPutArgs),
     /// Remove a link.
     Del(LinkDelArgs),
-    /// List every link in the store.
+    /// List every link in the store (in the store's order, printed as it
+    /// is read: any lattice size).
     List,
 }
 
@@ -572,8 +573,14 @@ async fn run_with(
             out.link_deleted(&del);
         }
         Command::Link(LinkCommand::List) => {
-            let listing = host.list_links().await?;
-            out.listing(&listing);
+            // In pages, printed as they come: any lattice size, each step
+            // under its own deadline (one call for every spec would not
+            // do at a million components).
+            let mut listing = out.listing_out();
+            let (links, _) = host
+                .list_links_paged(LIST_PAGE, |page| listing.page(page))
+                .await?;
+            listing.end(links);
         }
         Command::Demo
         | Command::Follow
@@ -588,6 +595,9 @@ async fn run_with(
     }
     Ok(())
 }
+
+/// Specs per page of `link list`.
+const LIST_PAGE: usize = 1000;
 
 /// A host id for status replies: `spechost-` and 8 random hex digits.
 fn random_host_id() -> String {

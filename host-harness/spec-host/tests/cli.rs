@@ -93,6 +93,19 @@ fn specs_persist_across_runs_with_a_local_server() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["spec"]["url"], "ghcr.io/example/comp:1");
     assert_eq!(doc["spec"]["links"][0]["target"], "kv");
+    // The listing, printed as it is read: one JSON document.
+    let out = run(state.path(), &["--json", "link", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["links"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc["links"][0]["target"], "kv");
+    assert_eq!(doc["undecodable"], serde_json::json!([]));
+    let out = run(state.path(), &["link", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("1 link(s)\n"),
+        "{}",
+        text(&out)
+    );
     // Bad input: a clear error and a failing exit code, nothing else.
     let out = run(state.path(), &["spec", "get", "bad id"]);
     assert!(!out.status.success());

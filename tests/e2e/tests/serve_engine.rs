@@ -95,6 +95,46 @@ async fn link_get_comes_from_the_table_and_an_oversized_reply_is_an_error() {
     served.stop().await.unwrap();
 }
 
+/// What link.get's refusal points to: `spec-host link list` reads the
+/// lattice in pages, each under its own deadline, on a scratch table that
+/// lives for one page. Every link comes out once; a value that does not
+/// decode is named, not fatal.
+#[tokio::test]
+async fn a_listing_of_any_size_comes_in_pages() {
+    let n = nats().await;
+    let url = n.server.url();
+    let h = spec_e2e::nats_host(&url, "paged", &[]).await;
+    spec_e2e::fill_specs(&h.lattice, "c", 2_500).await;
+    h.lattice
+        .specs
+        .put("COMPONENT_bad", Bytes::from_static(b"not json"))
+        .await
+        .unwrap();
+    let mut pages = Vec::new();
+    let (links, specs) = h
+        .host
+        .list_links_paged(1_000, |page| pages.push(page))
+        .await
+        .unwrap();
+    assert_eq!((links, specs), (2_500, 2_501));
+    let sizes: Vec<usize> = pages
+        .iter()
+        .map(|p| p.links.len() + p.undecodable.len())
+        .collect();
+    assert_eq!(sizes.len(), 3, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s <= 1_000), "{sizes:?}");
+    let undecodable: Vec<&String> = pages.iter().flat_map(|p| &p.undecodable).collect();
+    assert_eq!(undecodable, [&"bad".to_string()]);
+    // The same links as the one-call listing.
+    let key = |l: &spec_embed::Link| (l.source_id.clone(), l.name.clone());
+    let mut paged: Vec<spec_embed::Link> = pages.into_iter().flat_map(|p| p.links).collect();
+    paged.sort_by_key(key);
+    let mut whole = h.host.list_links().await.unwrap().links;
+    whole.sort_by_key(key);
+    assert_eq!(paged.len(), 2_500);
+    assert!(paged == whole, "the paged listing differs from list-links");
+}
+
 /// `serve` running the faulty test plugin (its `poison-loop` component
 /// loops over its imports), whose calls only the `deadline` cuts off.
 async fn serve_faulty(

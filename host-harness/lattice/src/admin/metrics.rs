@@ -239,7 +239,10 @@ impl Collector for HostCollector {
 }
 
 /// Records the follower's lag from `changes` until `stop` changes: for
-/// each change applied, the time since the store took the write. Writes
+/// each change applied, the time from the store taking the write to the
+/// table handling it (both carried by the change, so this task's own turn
+/// is not counted: measured on receipt, a lattice of a million components
+/// showed p99s of 0.4–1.6 s that the follower itself never saw). Writes
 /// from before this host started are its catch-up, not lag, and are left
 /// out. A receiver that falls behind skips samples rather than queueing.
 pub async fn record_lag(
@@ -254,7 +257,7 @@ pub async fn record_lag(
             _ = stop.changed() => return,
             change = changes.recv() => match change {
                 Ok(change) if change.report.is_some() && change.written >= started => {
-                    let lag = change.written.elapsed().unwrap_or_default();
+                    let lag = change.handled.duration_since(change.written).unwrap_or_default();
                     metrics.follower_lag(lag);
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}

@@ -199,17 +199,78 @@ impl Printer {
         }
     }
 
-    pub fn listing(&self, listing: &LinkListing) {
+    /// A listing printed page by page as it is read ([`ListingOut`]).
+    pub fn listing_out(&self) -> ListingOut {
+        ListingOut {
+            json: self.json,
+            out: std::io::BufWriter::new(std::io::stdout()),
+            first: true,
+            undecodable: Vec::new(),
+            failed: false,
+        }
+    }
+}
+
+/// `link list`'s output, written as the pages come: one link per line, or
+/// the same JSON document as [`LinkListing`] (`links`, then
+/// `undecodable`), so a listing of a million links is never held whole. A
+/// closed stdout (`| head`) ends the output quietly.
+pub struct ListingOut {
+    json: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+    first: bool,
+    undecodable: Vec<String>,
+    failed: bool,
+}
+
+impl ListingOut {
+    fn write(&mut self, text: std::fmt::Arguments<'_>) {
+        use std::io::Write;
+        if !self.failed && self.out.write_fmt(text).is_err() {
+            self.failed = true;
+        }
+    }
+
+    /// One page of the listing.
+    pub fn page(&mut self, page: LinkListing) {
+        for l in &page.links {
+            if self.json {
+                let link = serde_json::to_string(l).unwrap_or_default();
+                let lead = if self.first {
+                    "{\n  \"links\": [\n    "
+                } else {
+                    ",\n    "
+                };
+                self.write(format_args!("{lead}{link}"));
+            } else {
+                self.write(format_args!("{l}\n"));
+            }
+            self.first = false;
+        }
+        self.undecodable.extend(page.undecodable);
+    }
+
+    /// The end: the count (text) or the rest of the document (JSON).
+    pub fn end(mut self, links: u64) {
+        use std::io::Write;
         if self.json {
-            print_json(listing);
-            return;
+            let undecodable = serde_json::to_string(&self.undecodable).unwrap_or_default();
+            let head = if self.first {
+                "{\n  \"links\": ["
+            } else {
+                "\n  "
+            };
+            self.write(format_args!(
+                "{head}],\n  \"undecodable\": {undecodable}\n}}\n"
+            ));
+        } else {
+            self.write(format_args!("{links} link(s)\n"));
+            for id in std::mem::take(&mut self.undecodable) {
+                self.write(format_args!(
+                    "warning: stored spec of {id} does not decode; skipped\n"
+                ));
+            }
         }
-        for l in &listing.links {
-            println!("{l}");
-        }
-        println!("{} link(s)", listing.links.len());
-        for id in &listing.undecodable {
-            println!("warning: stored spec of {id} does not decode; skipped");
-        }
+        let _ = self.out.flush();
     }
 }
