@@ -523,8 +523,8 @@ type Applying = std::pin::Pin<
 
 /// Batches handed to the owner at once, at most. One: reading the next
 /// batch while the owner applies this one was slower on two cores (a
-/// catch-up of 300,000 specs: 4.6–5.6 s with two, 4.2 s with one), the
-/// owner being the busy side. The follower still answers a stop, a stall
+/// catch-up of 300,000 specs: 4.6 s with two, 4.2 s with one), the owner
+/// being the busy side. The follower still answers a stop, a stall
 /// check or a parked change meanwhile.
 const IN_FLIGHT: usize = 1;
 

@@ -5,8 +5,8 @@ use spec_host::cli::{Cli, Command};
 
 /// mimalloc, not the system allocator: following a lattice allocates and
 /// frees small blocks at a high rate (an id, a value, a report per change),
-/// and glibc's malloc spent a third of a catch-up's host time in its free
-/// lists (BENCHMARKS.md, the scale section).
+/// and glibc's malloc and free took a quarter of a catch-up's host time
+/// (BENCHMARKS.md, the scale section).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
