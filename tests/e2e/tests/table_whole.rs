@@ -105,6 +105,14 @@ async fn a_table_whose_rebuild_fails_is_degraded_refused_and_rebuilt_later() {
     host.store_component_spec("poison-restore", poisoned.clone())
         .await
         .unwrap();
+    // The write returns once stored; the follower brings it to the table.
+    // Its revision is past the fill's, so once the table holds it, it
+    // holds all 20 (caught up was said at start, on an empty bucket).
+    assert!(
+        host.caught_up_with_own_writes(Duration::from_secs(30))
+            .await,
+        "the table never held this host's own write"
+    );
     caught_up_whole(service, SPECS, Duration::from_secs(30)).await;
 
     // NATS freezes; the owner instance is lost (a trap); the plugin then
