@@ -258,7 +258,11 @@ impl Follower {
                     }
                     _ = stall_check.tick() => {
                         let was_behind = behind;
-                        behind = progressed.elapsed() >= STALLED && self.bucket_ahead_of(position).await;
+                        // While a batch is with the owner nothing is read:
+                        // that is not the consumer's silence.
+                        behind = applying.is_empty()
+                            && progressed.elapsed() >= STALLED
+                            && self.bucket_ahead_of(position).await;
                         if behind && was_behind {
                             tracing::warn!(position, silent = ?progressed.elapsed(), "the bucket moved on but its consumer delivered nothing (its server may be gone); re-creating it");
                             break;
@@ -346,11 +350,10 @@ impl Follower {
                             stats.behind.store(entry.delta, Ordering::Relaxed);
                             changes.extend(Change::of(entry, &stats));
                         }
-                        // Read on while the owner applies it; settled (and
-                        // told to the others) in stream order when done.
+                        // Settled (and told to the others) in stream order
+                        // when the owner is done; meanwhile this loop still
+                        // answers a stop, a reconnect and parked changes.
                         applying.push_back(self.submit(changes, caught_up, &stats, &parked));
-                        // The apply may have taken a while: that is not the
-                        // consumer's silence.
                         progressed = tokio::time::Instant::now();
                     }
                 }
